@@ -1,0 +1,87 @@
+"""The ASGI app mounted into the BentoML entry service: Immich's ``/``, ``/ping``, ``/predict``.
+
+``@bentoml.api`` cannot express the ``/predict`` contract (its form parsing JSON-decodes fields
+and fetches strings in file fields as URLs), so this plain Starlette app reads the form itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from adapters.errors import RequestError
+from adapters.images import ImageLimits
+from adapters.local import LocalModels
+from adapters.predict import Predictor
+from adapters.routing import Router
+from adapters.upstream import Upstream
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def root(_: Request) -> Response:
+    return JSONResponse({"message": "Immich ML"})
+
+
+async def ping(_: Request) -> Response:
+    return PlainTextResponse("pong")
+
+
+async def predict(request: Request) -> Response:
+    predictor: Predictor = request.app.state.predictor
+    try:
+        return await predictor.handle(request)
+    except RequestError as exc:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    except Exception as exc:  # a bug of ours: still answer JSON, and log the traceback
+        log.exception("unexpected error while answering /predict")
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); see the immich-cn-ml log"}, status_code=500
+        )
+
+
+def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> Starlette:
+    """Build the app. ``local_models`` is called once per worker at start-up, when the BentoML
+    service instance (and so its runner dependencies) exists."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        upstream = None
+        if settings.upstream_url:
+            upstream = Upstream(
+                settings.upstream_url,
+                connect_timeout=settings.upstream_connect_timeout,
+                timeout=settings.upstream_timeout,
+                max_connections=settings.upstream_max_connections,
+            )
+        router = Router(local_models(), settings.model_aliases)
+        app.state.predictor = Predictor(
+            router,
+            upstream,
+            ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side),
+            settings.max_request_bytes,
+        )
+        log.info(
+            "serving locally: %s; upstream: %s",
+            ", ".join("/".join(key) for key in router.local_keys) or "nothing yet",
+            settings.upstream_url or "none (unserved tasks get 501)",
+        )
+        try:
+            yield
+        finally:
+            if upstream is not None:
+                await upstream.aclose()
+
+    routes = [
+        Route("/", root, methods=["GET"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/predict", predict, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

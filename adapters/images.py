@@ -1,0 +1,74 @@
+"""Image intake: turn uploaded bytes into a PIL image, within limits.
+
+The limits are checked from the header, before any pixel is decoded, so a small file that
+claims a huge canvas (a decompression bomb) costs nothing. The image is not EXIF-rotated:
+Immich sends previews it has already oriented, and the reference service does not rotate.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from adapters.errors import RequestError
+
+# Formats a photo library sends. Pillow can open many more, some through external programs
+# (EPS runs Ghostscript); none of those belong in an upload path.
+_ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF")
+
+# The limits below are the one authority on image size. Pillow's own guard (a warning over
+# 89 MP, an error over 179 MP) would refuse with a limit the user cannot set.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int
+    max_side: int
+
+
+def _formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in _ALLOWED_FORMATS if f in Image.OPEN)
+
+
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Identify the image and check its size from the header alone (no pixel decode)."""
+    if not data:
+        raise RequestError(400, "image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data), formats=_formats())
+    except UnidentifiedImageError as exc:
+        raise RequestError(
+            400,
+            f"image could not be identified: not a supported format ({', '.join(_formats())}) "
+            f"or a corrupt or zero-sized header; {len(data)} bytes starting {data[:8]!r}",
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise RequestError(400, f"image header is corrupt: {exc}") from exc
+
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise RequestError(400, f"image has zero width or height ({width}x{height})")
+    if max(width, height) > limits.max_side:
+        raise RequestError(
+            413, f"image is {width}x{height}; its longest side exceeds the limit of {limits.max_side} px"
+        )
+    if width * height > limits.max_pixels:
+        raise RequestError(
+            413,
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {limits.max_pixels}",
+        )
+    return image
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Check the header, then decode every pixel. Raises ``RequestError`` (4xx), never 500."""
+    image = open_image(data, limits)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise RequestError(400, f"image data is truncated or corrupt: {exc}") from exc
+    return image

@@ -1,0 +1,35 @@
+"""The seam between the HTTP contract and the model runners.
+
+A ``LocalModel`` serves one (task, type) of one model name inside the entry service. It does
+the pre- and post-processing and calls a runner (a BentoML dependency) for the forward pass.
+It never sees HTTP: it gets decoded inputs and the entry's options, and returns the value that
+goes under the task's key in Immich's JSON answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+from PIL import Image
+
+#: (task, type, model name) as a local model is registered, e.g. ("ocr", "detection", "PP-OCRv5_mobile").
+ModelKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a request carries: a decoded image or a text (Immich sends exactly one)."""
+
+    image: Image.Image | None = None
+    text: str | None = None
+
+
+class LocalModel(Protocol):
+    async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Any:
+        """Run on ``inputs``. ``previous`` is the output of the type this one depends on
+        (see ``adapters.pipeline.DEPENDS_ON``), or None for a type that depends on nothing."""
+        ...
+
+
+LocalModels = Mapping[ModelKey, LocalModel]

@@ -1,0 +1,1 @@
+"""Process-wide configuration: the one settings object and logging set-up."""

@@ -1,0 +1,103 @@
+"""The one settings object of the service.
+
+Every setting is read from the environment with the prefix ``IMMICH_CN_ML_``. Where the stock
+Immich machine-learning service has a setting of the same meaning, its name is honoured too
+(``MACHINE_LEARNING_WORKERS``, ``IMMICH_PORT`` ...), so a user can swap containers and keep
+their compose file. The ``IMMICH_CN_ML_`` name wins when both are set.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "IMMICH_CN_ML_"
+
+
+def _env(name: str, *stock_names: str) -> AliasChoices:
+    """Our own variable first, then the stock Immich names that mean the same."""
+    return AliasChoices(PREFIX + name, *stock_names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # --- serving -------------------------------------------------------------------------
+    port: int = Field(3003, validation_alias=_env("PORT", "IMMICH_PORT"))
+    workers: int = Field(1, ge=1, validation_alias=_env("WORKERS", "MACHINE_LEARNING_WORKERS"))
+    log_level: str = Field("info", validation_alias=_env("LOG_LEVEL", "IMMICH_LOG_LEVEL"))
+    request_timeout: float = Field(
+        600.0,
+        gt=0,
+        validation_alias=_env("REQUEST_TIMEOUT"),
+        description="Seconds one request may take in all before BentoML answers 504.",
+    )
+
+    # --- upstream proxy ------------------------------------------------------------------
+    upstream_url: str | None = Field(None, validation_alias=_env("UPSTREAM_URL"))
+    upstream_connect_timeout: float = Field(5.0, gt=0, validation_alias=_env("UPSTREAM_CONNECT_TIMEOUT"))
+    # A stock server downloads a model on its first request for it, which takes minutes.
+    upstream_timeout: float = Field(300.0, gt=0, validation_alias=_env("UPSTREAM_TIMEOUT"))
+    upstream_max_connections: int = Field(32, ge=1, validation_alias=_env("UPSTREAM_MAX_CONNECTIONS"))
+
+    # --- routing -------------------------------------------------------------------------
+    model_aliases: dict[str, str] = Field(default_factory=dict, validation_alias=_env("MODEL_ALIASES"))
+
+    # --- image intake --------------------------------------------------------------------
+    max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
+    max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))
+    max_image_side: int = Field(16384, gt=0, validation_alias=_env("MAX_IMAGE_SIDE"))
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _normalise_upstream(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"upstream URL must start with http:// or https://, got {value!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {sorted(LOG_LEVELS)}, got {value!r}")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _upstream_fits_in_request(self) -> Settings:
+        # Our own 504 names the upstream; BentoML's generic one does not. So the upstream must
+        # give up before BentoML does.
+        if self.upstream_connect_timeout + self.upstream_timeout >= self.request_timeout:
+            raise ValueError(
+                "UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_TIMEOUT must be below REQUEST_TIMEOUT "
+                f"({self.upstream_connect_timeout} + {self.upstream_timeout} >= {self.request_timeout})"
+            )
+        return self
+
+    @property
+    def python_log_level(self) -> int:
+        return LOG_LEVELS[self.log_level]
+
+
+# The level words Immich's IMMICH_LOG_LEVEL accepts.
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "log": logging.INFO,
+    "debug": logging.DEBUG,
+    "verbose": logging.DEBUG,
+}
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Read the environment once per process."""
+    return Settings()

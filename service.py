@@ -1,0 +1,38 @@
+"""The Bento's entry service: Immich's machine-learning API on port 3003.
+
+Requests arrive at the mounted Starlette app (``adapters.app``), which parses Immich's form,
+routes each task to a local model or to the upstream Immich ML server, and answers. Model
+runners (OCR, CLIP, faces) become ``bentoml.depends`` attributes of this class; ``local_models``
+turns them into the router's table.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from adapters.app import create_app
+from adapters.local import LocalModels
+from config.bento import entry_service_config
+from config.logs import configure_logging
+from config.settings import get_settings
+
+settings = get_settings()
+configure_logging(settings)
+
+
+def local_models() -> LocalModels:
+    """The (task, type, model) -> LocalModel table of this worker.
+
+    No runner family is wired in yet, so every task goes upstream (or gets 501). A runner
+    plugs in by adding its keys here, built around ``bentoml.get_current_service().<runner>``.
+    """
+    return {}
+
+
+app = create_app(settings, local_models)
+
+
+@bentoml.service(**entry_service_config(settings))
+@bentoml.asgi_app(app, path="/")
+class ImmichCnMl:
+    """Immich-compatible machine learning, with Chinese models inside."""

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from config.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("IMMICH_CN_ML_", "MACHINE_LEARNING_", "IMMICH_")):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_match_immich():
+    settings = Settings()
+    assert settings.port == 3003
+    assert settings.workers == 1
+    assert settings.upstream_url is None
+
+
+def test_stock_immich_names_are_honoured(monkeypatch):
+    monkeypatch.setenv("MACHINE_LEARNING_WORKERS", "3")
+    monkeypatch.setenv("IMMICH_PORT", "3100")
+    monkeypatch.setenv("IMMICH_LOG_LEVEL", "verbose")
+    settings = Settings()
+    assert (settings.workers, settings.port, settings.log_level) == (3, 3100, "verbose")
+
+
+def test_our_name_wins_over_the_stock_one(monkeypatch):
+    monkeypatch.setenv("MACHINE_LEARNING_WORKERS", "3")
+    monkeypatch.setenv("IMMICH_CN_ML_WORKERS", "2")
+    assert Settings().workers == 2
+
+
+def test_upstream_url_is_normalised(monkeypatch):
+    monkeypatch.setenv("IMMICH_CN_ML_UPSTREAM_URL", " http://immich-machine-learning:3003/ ")
+    assert Settings().upstream_url == "http://immich-machine-learning:3003"
+    monkeypatch.setenv("IMMICH_CN_ML_UPSTREAM_URL", "")
+    assert Settings().upstream_url is None
+
+
+def test_aliases_are_json(monkeypatch):
+    monkeypatch.setenv("IMMICH_CN_ML_MODEL_ALIASES", '{"ViT-B-32__openai": "cn-clip/ViT-B-16__openai"}')
+    assert Settings().model_aliases == {"ViT-B-32__openai": "cn-clip/ViT-B-16__openai"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("IMMICH_CN_ML_UPSTREAM_URL", "immich-machine-learning:3003"),
+        ("IMMICH_CN_ML_MAX_IMAGE_PIXELS", "0"),
+        ("IMMICH_CN_ML_LOG_LEVEL", "loud"),
+        ("IMMICH_CN_ML_UPSTREAM_TIMEOUT", "900"),  # longer than the whole request may take
+    ],
+)
+def test_bad_values_fail_at_start_with_the_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()

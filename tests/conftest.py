@@ -1,0 +1,102 @@
+"""Shared fixtures: an upstream stand-in and real ``bentoml serve`` processes.
+
+Servers are session-scoped (each start costs seconds) and every one has its own BENTOML_HOME.
+Settings that tests depend on are small limits, so their cases stay cheap to build.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from PIL import Image
+
+from tests.support.bento_server import BentoServer
+from tests.support.ports import free_port
+from tests.support.upstream_stub import UpstreamStub
+
+# Limits the test servers run with (see the settings in README).
+MAX_REQUEST_BYTES = 2_000_000
+MAX_IMAGE_PIXELS = 4_000_000
+MAX_IMAGE_SIDE = 4_000
+UPSTREAM_TIMEOUT = 2.0
+
+LIMITS = {
+    "IMMICH_CN_ML_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+    "IMMICH_CN_ML_MAX_IMAGE_PIXELS": str(MAX_IMAGE_PIXELS),
+    "IMMICH_CN_ML_MAX_IMAGE_SIDE": str(MAX_IMAGE_SIDE),
+    "IMMICH_CN_ML_UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
+}
+
+
+@pytest.fixture(scope="session")
+def upstream_stub() -> Iterator[UpstreamStub]:
+    stub = UpstreamStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def upstream(upstream_stub: UpstreamStub) -> UpstreamStub:
+    """The stand-in, with nothing recorded and its default Immich-shaped answer."""
+    upstream_stub.reset()
+    return upstream_stub
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, target: str, env: dict[str, str]) -> Iterator[BentoServer]:
+    server = BentoServer(target, tmp_path_factory.mktemp("bentoml-home"), env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_server(tmp_path_factory, upstream_stub) -> Iterator[BentoServer]:
+    """The real service (``bentoml serve .``) in front of the upstream stand-in."""
+    yield from _serve(tmp_path_factory, ".", {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url})
+
+
+@pytest.fixture(scope="session")
+def lonely_server(tmp_path_factory) -> Iterator[BentoServer]:
+    """The real service with no upstream set."""
+    yield from _serve(tmp_path_factory, ".", dict(LIMITS))
+
+
+@pytest.fixture(scope="session")
+def dead_upstream_server(tmp_path_factory) -> Iterator[BentoServer]:
+    """The real service whose upstream refuses connections (nothing listens on that port)."""
+    yield from _serve(tmp_path_factory, ".", {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}"})
+
+
+@pytest.fixture(scope="session")
+def seam_server(tmp_path_factory, upstream_stub) -> Iterator[BentoServer]:
+    """The real app with a fake local face runner registered, in front of the stand-in."""
+    env = {
+        **LIMITS,
+        "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url,
+        "IMMICH_CN_ML_MODEL_ALIASES": '{"faces-by-another-name": "fake-faces"}',
+    }
+    yield from _serve(tmp_path_factory, "tests.support.fake_service:FakeEntry", env)
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def preview_jpeg() -> bytes:
+    """A preview-like JPEG: 1440x1080, quality 80, as Immich sends."""
+    image = Image.linear_gradient("L").resize((1440, 1080)).convert("RGB")
+    return encode(image, quality=80)
+
+
+@pytest.fixture(scope="session")
+def preview_path(tmp_path_factory, preview_jpeg: bytes) -> Path:
+    path = tmp_path_factory.mktemp("images") / "preview.jpeg"
+    path.write_bytes(preview_jpeg)
+    return path

@@ -1,0 +1,72 @@
+"""Run ``bentoml serve`` as a real server process for a test, and stop it afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BentoServer:
+    """``bentoml serve TARGET`` on a free port of 127.0.0.1, with its own BENTOML_HOME."""
+
+    def __init__(self, target: str, home: Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+        self.target = target
+        self.home = home
+        self.cwd = cwd
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("IMMICH_CN_ML_", "MACHINE_LEARNING_"))},
+            "BENTOML_HOME": str(home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            **(env or {}),
+        }
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home / f"serve-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> BentoServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", self.target, "--host", "127.0.0.1", "-p", str(self.port)],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so stop() can end the runner processes too
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"bentoml serve was not ready within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,62 @@
+"""``bentoml build`` works without a package index, and the built Bento serves."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import httpx
+import yaml
+
+from tests.support.bento_server import ROOT, BentoServer
+
+DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index access fails
+
+
+def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
+    home = tmp_path / "bentoml-home"
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PIP_INDEX_URL": DEAD_INDEX,
+        "PIP_NO_INDEX": "1",
+        "UV_INDEX_URL": DEAD_INDEX,
+        "UV_OFFLINE": "1",
+    }
+    build = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", ".", "--output", "tag"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    tag = re.search(r"__tag__:(\S+)", build.stdout).group(1)
+    assert tag.startswith("immich-cn-ml:")
+
+    bento = home / "bentos" / "immich-cn-ml" / tag.split(":")[1]
+    info = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert info["entry_service"] == "immich-cn-ml"
+    assert info["services"][0]["config"]["http"]["port"] == 3003
+    assert (bento / "src" / "service.py").exists()
+    assert not (bento / "src" / "tests").exists()
+
+    # Served from outside the checkout, the Bento runs on its own copy of the source.
+    server = BentoServer(tag, home, cwd=tmp_path).start()
+    try:
+        response = httpx.get(f"{server.url}/ping")
+        assert (response.status_code, response.text) == (200, "pong")
+    finally:
+        server.stop()
+
+
+def test_bento_requirements_pin_every_project_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = [
+        line.strip() for line in (ROOT / "requirements" / "serve.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    name = lambda spec: re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0].lower()  # noqa: E731
+    assert sorted(map(name, project)) == sorted(map(name, pinned))
+    assert all("==" in spec for spec in pinned)
