@@ -11,7 +11,7 @@ import logging
 from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -39,7 +39,12 @@ async def predict(request: Request) -> Response:
     try:
         return await predictor.handle(request)
     except RequestError as exc:
+        # BentoML's access log has the status; this line has the reason.
+        log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "/predict %s: %s", exc.status, exc.detail)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    except ClientDisconnect:
+        log.info("/predict: the client went away before sending its whole request")
+        return Response(status_code=400)
     except Exception as exc:  # a bug of ours: still answer JSON, and log the traceback
         log.exception("unexpected error while answering /predict")
         return JSONResponse(
