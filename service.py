@@ -12,21 +12,22 @@ import bentoml
 
 from adapters.app import create_app
 from adapters.local import LocalModels
+from adapters.ocr import ocr_local_models
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
+from runners.models import ocr as ocr_models
+from runners.ocr import OcrRunner
 
 settings = get_settings()
 configure_logging(settings)
 
 
 def local_models() -> LocalModels:
-    """The (task, type, model) -> LocalModel table of this worker.
-
-    No runner family is wired in yet, so every task goes upstream (or gets 501). A runner
-    plugs in by adding its keys here, built around ``bentoml.get_current_service().<runner>``.
-    """
-    return {}
+    """The (task, type, model) -> LocalModel table of this worker: every model whose files
+    are here now. Anything else goes upstream (or gets 501)."""
+    service = bentoml.get_current_service()
+    return {**ocr_local_models(service.ocr, ocr_models.available())}
 
 
 app = create_app(settings, local_models)
@@ -36,3 +37,5 @@ app = create_app(settings, local_models)
 @bentoml.asgi_app(app, path="/")
 class ImmichCnMl:
     """Immich-compatible machine learning, with Chinese models inside."""
+
+    ocr = bentoml.depends(OcrRunner)

@@ -25,6 +25,18 @@ class Inputs:
     text: str | None = None
 
 
+@dataclass(frozen=True)
+class TaskOutput:
+    """A task's answer with top-level keys beside its own.
+
+    Most answers are just the value under the task's key; the seed fork's older OCR answer
+    also has a top-level ``result``.
+    """
+
+    value: Any
+    extra: Mapping[str, Any]
+
+
 class LocalModel(Protocol):
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Any:
         """Run on ``inputs``. ``previous`` is the output of the type this one depends on

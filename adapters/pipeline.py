@@ -12,13 +12,17 @@ from typing import Any
 from adapters.aio import concurrently
 from adapters.entries import Entry
 from adapters.errors import RequestError
-from adapters.local import Inputs, LocalModel
+from adapters.local import Inputs, LocalModel, TaskOutput
 
 #: (task, type) -> the type of the same task whose output it runs on.
 DEPENDS_ON: dict[tuple[str, str], str] = {
     ("facial-recognition", "recognition"): "detection",
     ("ocr", "recognition"): "detection",
 }
+
+#: Dependent types that may also come alone, and then run with ``previous=None``: the Immich
+#: fork this project grew from sent ``{"ocr": {"recognition": ...}}`` only.
+ALONE_ALLOWED: set[tuple[str, str]] = {("ocr", "recognition")}
 
 
 async def run_local(steps: list[tuple[Entry, LocalModel]], inputs: Inputs) -> dict[str, Any]:
@@ -30,7 +34,8 @@ async def run_local(steps: list[tuple[Entry, LocalModel]], inputs: Inputs) -> di
     roots, dependents = [], []
     for entry, model in steps:
         dependency = DEPENDS_ON.get((entry.task, entry.type))
-        if dependency is None:
+        alone = dependency is not None and dependency not in types_by_task[entry.task]
+        if dependency is None or (alone and (entry.task, entry.type) in ALONE_ALLOWED):
             roots.append((entry, model))
         elif dependency in types_by_task[entry.task]:
             dependents.append((entry, model, dependency))
@@ -45,7 +50,11 @@ async def run_local(steps: list[tuple[Entry, LocalModel]], inputs: Inputs) -> di
     async def run(entry: Entry, model: LocalModel, previous: Any) -> None:
         output = await model.predict(inputs, entry.options, previous)
         outputs[(entry.task, entry.type)] = output
-        response[entry.task] = output
+        if isinstance(output, TaskOutput):
+            response[entry.task] = output.value
+            response.update(output.extra)
+        else:
+            response[entry.task] = output
 
     await concurrently(*(run(entry, model, None) for entry, model in roots))
     await concurrently(

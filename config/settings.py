@@ -46,6 +46,25 @@ class Settings(BaseSettings):
     # --- routing -------------------------------------------------------------------------
     model_aliases: dict[str, str] = Field(default_factory=dict, validation_alias=_env("MODEL_ALIASES"))
 
+    # --- model runtime -------------------------------------------------------------------
+    # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU. Or a comma-separated list of
+    # ONNX Runtime provider names, in order of preference.
+    onnx_providers: str = Field("auto", validation_alias=_env("ONNX_PROVIDERS"))
+    intra_op_threads: int = Field(
+        0, ge=0, validation_alias=_env("INTRA_OP_THREADS", "MACHINE_LEARNING_MODEL_INTRA_OP_THREADS")
+    )
+    inter_op_threads: int = Field(
+        0, ge=0, validation_alias=_env("INTER_OP_THREADS", "MACHINE_LEARNING_MODEL_INTER_OP_THREADS")
+    )
+    # BentoML answers 503 when it predicts a queued request would wait longer than this.
+    batch_max_latency_ms: int = Field(60_000, gt=0, validation_alias=_env("BATCH_MAX_LATENCY_MS"))
+
+    # --- OCR -----------------------------------------------------------------------------
+    ocr_max_batch_size: int = Field(
+        16, ge=2, validation_alias=_env("OCR_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__OCR")
+    )
+    ocr_det_max_batch_size: int = Field(8, ge=2, validation_alias=_env("OCR_DET_MAX_BATCH_SIZE"))
+
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
     max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))

@@ -6,7 +6,7 @@ import pytest
 
 from adapters.entries import Entry
 from adapters.errors import RequestError
-from adapters.local import Inputs
+from adapters.local import Inputs, TaskOutput
 from adapters.pipeline import run_local
 
 
@@ -45,5 +45,21 @@ def test_independent_tasks_each_answer_under_their_own_key():
 
 def test_missing_dependency_is_400():
     with pytest.raises(RequestError) as caught:
-        asyncio.run(run_local([(Entry("ocr", "recognition", "m"), Recorder("t", []))], Inputs(text="x")))
+        asyncio.run(run_local([(Entry("facial-recognition", "recognition", "m"), Recorder("t", []))], Inputs(text="x")))
     assert caught.value.status == 400
+
+
+def test_ocr_recognition_may_come_alone_and_runs_without_previous_output():
+    calls: list = []
+    response = asyncio.run(run_local([(Entry("ocr", "recognition", "m"), Recorder("texts", calls))], Inputs(text="x")))
+    assert response == {"ocr": "texts"}
+    assert calls == [("texts", {}, None)]
+
+
+def test_task_output_adds_top_level_keys():
+    class Legacy:
+        async def predict(self, inputs, options, previous):
+            return TaskOutput("a b", {"result": {"texts": ["a", "b"]}})
+
+    response = asyncio.run(run_local([(Entry("ocr", "recognition", "m"), Legacy())], Inputs(text="x")))
+    assert response == {"ocr": "a b", "result": {"texts": ["a", "b"]}}

@@ -1,0 +1,3 @@
+from runners.models.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""The BentoML model store: imported models live there, so `bentoml build` can package them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import NotFound
+
+
+def store_name(family: str, model_name: str) -> str:
+    """A BentoML model name for ``family``/``model_name`` (lower case, [a-z0-9._-])."""
+    return f"{family}-" + re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-.")
+
+
+def find(family: str, model_name: str) -> Path | None:
+    """The folder of the newest stored version, or None."""
+    try:
+        return Path(bentoml.models.get(f"{store_name(family, model_name)}:latest").path)
+    except NotFound:
+        return None
+
+
+def save(family: str, model_name: str, files: dict[str, Path], metadata: dict[str, Any]) -> str:
+    """Copy ``files`` (name in the store -> source) into a new version; return its tag."""
+    labels = {"family": family, "model": re.sub(r"[^A-Za-z0-9._-]", "_", model_name)}
+    with bentoml.models.create(store_name(family, model_name), labels=labels, metadata=metadata) as model:
+        for name, source in files.items():
+            shutil.copyfile(source, Path(model.path) / name)
+    return str(model.tag)

@@ -1,0 +1,73 @@
+"""The OCR runner: PaddleOCR's DB detector and CTC recogniser on ONNX Runtime.
+
+Both APIs are batchable, so BentoML merges concurrent requests: ``detect`` takes prepared
+detector inputs, ``recognize`` takes prepared text-line inputs from any number of images.
+Jobs name their model, so one runner serves every OCR model; a model's sessions load on first
+use. The runner returns raw model outputs (reduced to what decoding needs); everything else
+happens in the entry service (``runners.ocr_steps``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import bentoml
+import numpy as np
+
+from config.bento import runner_service_config
+from config.settings import get_settings
+from runners.batching import run_grouped
+from runners.models import ocr as ocr_models
+from runners.onnx import create_session
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+
+@bentoml.service(**runner_service_config("ocr-runner", settings))
+class OcrRunner:
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, model: str, part: str) -> Any:
+        key = (model, part)
+        with self._lock:
+            if key not in self._sessions:
+                files = ocr_models.resolve(model)
+                if files is None:
+                    raise ValueError(f"OCR model {model!r} is not available here")
+                self._sessions[key] = create_session(files.det if part == "det" else files.rec, settings)
+            return self._sessions[key]
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.ocr_det_max_batch_size,
+        max_latency_ms=settings.batch_max_latency_ms,
+    )
+    def detect(self, jobs: list[Any]) -> list[Any]:
+        """jobs: (model, (3, H, W) float32) -> (H, W) float32 text probability maps."""
+
+        def forward(model: str, batch: np.ndarray) -> np.ndarray:
+            session = self._session(model, "det")
+            return session.run(None, {session.get_inputs()[0].name: batch})[0][:, 0]
+
+        return run_grouped(jobs, forward)
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.ocr_max_batch_size,
+        max_latency_ms=settings.batch_max_latency_ms,
+    )
+    def recognize(self, jobs: list[Any]) -> list[Any]:
+        """jobs: (model, (3, 48, W) float32) -> (T, 2) float32: per time step, the best class
+        and its probability (all that CTC decoding reads, a tiny fraction of the full output)."""
+
+        def forward(model: str, batch: np.ndarray) -> np.ndarray:
+            session = self._session(model, "rec")
+            logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
+            return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
+
+        return run_grouped(jobs, forward)

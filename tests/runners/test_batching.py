@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import numpy as np
+
+from runners.batching import run_grouped
+
+
+def test_results_come_back_in_job_order_with_one_pass_per_model_and_shape():
+    passes = []
+
+    def forward(model, batch):
+        passes.append((model, batch.shape))
+        return batch.sum(axis=(1, 2)) + (1000 if model == "b" else 0)
+
+    jobs = [
+        ("a", np.full((2, 3), 1.0)),
+        ("a", np.full((2, 4), 2.0)),
+        ("b", np.full((2, 3), 3.0)),
+        ("a", np.full((2, 3), 4.0)),
+    ]
+    assert run_grouped(jobs, forward) == [6.0, 16.0, 1018.0, 24.0]
+    assert sorted(passes) == [("a", (1, 2, 4)), ("a", (2, 2, 3)), ("b", (1, 2, 3))]
+
+
+def test_a_forward_that_loses_items_is_an_error():
+    import pytest
+
+    with pytest.raises(RuntimeError):
+        run_grouped([("a", np.zeros(2)), ("a", np.zeros(2))], lambda model, batch: batch[:1])

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from runners.ocr_steps import (
+    REC_HEIGHT,
+    Decoder,
+    Lines,
+    detector_input,
+    find_lines,
+    line_crops,
+    recogniser_input,
+    to_bgr,
+)
+
+
+def test_detector_input_scales_the_shorter_side_to_max_resolution_in_steps_of_32():
+    tensor = detector_input(Image.new("RGB", (1440, 1080)), 736)
+    assert tensor.shape == (3, 736, 992) and tensor.dtype == np.float32
+    assert detector_input(Image.new("RGB", (100, 40)), 736).shape == (3, 736, 1824)  # 1839 -> 57 x 32
+
+
+def test_detector_input_normalises_to_minus_one_one_in_bgr_order():
+    tensor = detector_input(Image.new("RGB", (64, 64), (255, 0, 0)), 64)
+    assert np.allclose(tensor[:, 10, 10], [-1.0, -1.0, 1.0])  # B, G, R
+
+
+def test_images_under_32_px_have_no_detector_input():
+    assert detector_input(Image.new("RGB", (31, 400)), 736) is None
+    assert detector_input(Image.new("RGB", (400, 31)), 736) is None
+
+
+def test_panoramas_are_capped():
+    tensor = detector_input(Image.new("RGB", (12000, 400)), 736)
+    assert tensor.shape[2] <= 4096
+
+
+def test_find_lines_orders_boxes_and_keeps_each_score_with_its_box():
+    probability = np.zeros((200, 400), np.float32)
+    probability[120:150, 20:300] = 0.95  # lower line
+    probability[20:50, 200:380] = 0.75  # upper line, right
+    probability[22:52, 20:150] = 0.85  # upper line, left (tops within 10 px: same row)
+    image = np.zeros((200, 400, 3), np.uint8)
+    lines = find_lines(probability, image, min_score=0.5)
+    lefts = lines.boxes[:, 0, 0]
+    tops = lines.boxes[:, 0, 1]
+    assert len(lines.boxes) == 3
+    assert tops[2] > tops[0] and tops[2] > tops[1] and lefts[0] < lefts[1]
+    # Each score is the mean probability inside its (slightly grown) box: same ranking as drawn.
+    assert list(np.argsort(lines.scores)) == [1, 0, 2]
+
+
+def test_box_threshold_drops_weak_boxes():
+    probability = np.zeros((100, 200), np.float32)
+    probability[20:50, 20:180] = 0.6
+    assert len(find_lines(probability, np.zeros((100, 200, 3), np.uint8), min_score=0.7).boxes) == 0
+
+
+def test_tall_crops_are_turned_upright():
+    image = to_bgr(Image.new("RGB", (100, 300), (255, 255, 255)))
+    box = np.array([[10, 10], [40, 10], [40, 290], [10, 290]], np.float32)
+    [crop] = line_crops(Lines(image, box[None], np.ones(1, np.float32)))
+    assert crop.shape[0] < crop.shape[1]
+
+
+def test_recogniser_input_pads_to_a_fixed_ladder_of_widths():
+    # Crops twice the input height: resized to half their width, then padded up the ladder.
+    for width, padded in [(40, 320), (480, 320), (700, 480), (1600, 800), (1700, 960), (100_000, 3200)]:
+        crop = np.full((REC_HEIGHT * 2, width, 3), 255, np.uint8)
+        tensor = recogniser_input(crop)
+        assert tensor.shape == (3, REC_HEIGHT, padded), width
+    tensor = recogniser_input(np.full((48, 100, 3), 255, np.uint8))
+    assert tensor[:, :, :100].min() == 1.0 and tensor[:, :, 100:].max() == 0.0
+
+
+def test_decoder_collapses_repeats_and_drops_blanks():
+    decoder = Decoder(["甲", "乙", "丙"])  # classes: blank, 甲, 乙, 丙, space
+    assert decoder.classes == 5
+    indices = np.array([1, 1, 0, 1, 2, 2, 0, 4, 3])
+    probabilities = np.array([0.9, 0.9, 0.5, 0.8, 0.7, 0.7, 0.5, 0.6, 1.0])
+    text, score = decoder(indices, probabilities)
+    assert text == "甲甲乙 丙"
+    assert abs(score - np.mean([0.9, 0.8, 0.7, 0.6, 1.0])) < 1e-4
