@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 settings = get_settings()
 
 
-@bentoml.service(**runner_service_config("ocr-runner", settings))
 class OcrRunner:
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, str], Any] = {}
@@ -71,3 +70,11 @@ class OcrRunner:
             return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
 
         return run_grouped(jobs, forward)
+
+
+# Imported models become the service's models, so `bentoml build` packs them into the Bento
+# (and `bentoml containerize` into the image). Wheel-shipped models travel as packages.
+for _index, _tag in enumerate(ocr_models.stored_tags()):
+    setattr(OcrRunner, f"stored_model_{_index}", bentoml.models.BentoModel(_tag))
+
+OcrRunner = bentoml.service(**runner_service_config("ocr-runner", settings))(OcrRunner)

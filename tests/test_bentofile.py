@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import httpx
 import yaml
 
+from runners.models.ocr import CATALOG, package_dir
 from tests.support.bento_server import ROOT, BentoServer
 
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index access fails
@@ -18,6 +21,19 @@ DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index acc
 
 def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     home = tmp_path / "bentoml-home"
+    # An imported model must travel with the Bento (containerize copies what it references).
+    wheel = CATALOG["PP-OCRv5_mobile"].wheel
+    files = tmp_path / "files"
+    files.mkdir()
+    for part in (wheel.det, wheel.rec):
+        shutil.copy(package_dir(wheel.package) / part, files / Path(part).name)
+    imported = subprocess.run(
+        [sys.executable, "-m", "runners.models", "import", "ocr", "PP-OCRv5_server", "--from", str(files)],
+        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True, timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr
+    model_tag = imported.stdout.split(" as ")[1].strip()
+
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
@@ -39,6 +55,8 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     info = yaml.safe_load((bento / "bento.yaml").read_text())
     assert info["entry_service"] == "immich-cn-ml"
     assert info["services"][0]["config"]["http"]["port"] == 3003
+    services = {service["name"]: service for service in info["services"]}
+    assert [m["tag"] for m in services["ocr-runner"]["models"]] == [model_tag]
     assert (bento / "src" / "service.py").exists()
     assert not (bento / "src" / "tests").exists()
 

@@ -134,11 +134,21 @@ def rapidocr_urls(download: RapidOcrDownload) -> dict[str, tuple[str, str]]:
     return {"det": (det["model_dir"], det["SHA256"]), "rec": (rec["model_dir"], rec["SHA256"])}
 
 
+def stored_tags() -> list[str]:
+    """Tags of the newest stored version of every imported OCR model."""
+    return [tag for _, tag in _stored()]
+
+
 def _stored_names() -> list[str]:
+    return [name for name, _ in _stored()]
+
+
+def _stored() -> list[tuple[str, str]]:
     import bentoml
 
-    names = []
-    for model in bentoml.models.list():
+    newest: dict[str, tuple[str, str]] = {}
+    for model in sorted(bentoml.models.list(), key=lambda m: m.info.creation_time):
         if model.info.labels.get("family") == FAMILY and "model" in model.info.labels:
-            names.append(model.info.metadata.get("name", model.info.labels["model"]))
-    return names
+            name = model.info.metadata.get("name", model.info.labels["model"])
+            newest[model.tag.name] = (name, str(model.tag))
+    return sorted(newest.values())

