@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(
         0, ge=0, validation_alias=_env("INTER_OP_THREADS", "MACHINE_LEARNING_MODEL_INTER_OP_THREADS")
     )
-    # BentoML answers 503 when it predicts a queued request would wait longer than this.
-    batch_max_latency_ms: int = Field(60_000, gt=0, validation_alias=_env("BATCH_MAX_LATENCY_MS"))
+    # BentoML answers 503 when it predicts a queued request would wait longer than this. Its
+    # prediction is fitted per API, but a runner's APIs share one thread (one forward pass at a
+    # time), so time spent waiting behind the other API inflates it. Shedding is therefore left
+    # to REQUEST_TIMEOUT by default; lower this to shed load early instead.
+    batch_max_latency_ms: int = Field(600_000, gt=0, validation_alias=_env("BATCH_MAX_LATENCY_MS"))
 
     # --- OCR -----------------------------------------------------------------------------
     ocr_max_batch_size: int = Field(

@@ -163,3 +163,15 @@ def test_concurrent_requests_each_get_their_own_text_and_batches_form(lonely_ser
     assert calls == len(BATCH)
     assert batches < calls, "no recognition batch merged lines of different requests"
     assert single_call_batches < batches
+
+
+def test_the_model_rapidocr_ships_is_served_under_its_own_name(lonely_server):
+    answer = read(lonely_server, "zh_clean.png", model="PP-OCRv6_small")
+    assert_well_formed(answer, TRUTH["zh_clean.png"]["size"])
+    assert squash(answer["ocr"]["text"]) == squash(TRUTH["zh_clean.png"]["lines"])
+
+
+def test_unknown_ocr_model_is_not_served_here(lonely_server):
+    response = ocr(lonely_server, (FIXTURES / "zh_clean.png").read_bytes(), immich_entries(model="PP-OCRv9_huge"))
+    assert response.status_code == 501
+    assert "ocr/detection model 'PP-OCRv9_huge'" in response.json()["detail"]
