@@ -1,28 +1,43 @@
 # The two commands a new user needs: `make serve` (port 3003) and `make test`.
-# Both create .venv in the project root and install into it first.
+# Both create .venv in the project root and install into it first. Serving needs only the
+# pinned runtime (requirements/serve.txt, as the Bento installs it); tests also need the
+# `export` extra (torch, cn-clip: several GB), which `make tools` installs for users who
+# import Chinese-CLIP checkpoints.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: install serve test build
+.PHONY: serve test tools build
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-
-# Re-install whenever the dependency lists change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements/serve.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/serve.txt -e '.[test]'
+
+# Each stamp re-installs when the dependency lists change.
+$(VENV)/.serve: $(BIN)/python pyproject.toml requirements/serve.txt
+	$(BIN)/python -m pip install --quiet -r requirements/serve.txt -e .
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.tools: $(VENV)/.serve
+	$(BIN)/python -m pip install --quiet -e '.[export]'
+	touch $@
 
-serve: install
+$(VENV)/.test: $(VENV)/.tools
+	$(BIN)/python -m pip install --quiet -e '.[test,export]'
+	touch $@
+
+serve: $(VENV)/.serve
 	$(BIN)/bentoml serve . --port $(PORT)
 
-test: install
+tools: $(VENV)/.tools
+
+test: $(VENV)/.test
 	$(BIN)/python -m pytest
 
-build: install
+$(VENV)/.build: $(VENV)/.serve
+	$(BIN)/python -m pip install --quiet -e '.[build]'
+	touch $@
+
+build: $(VENV)/.build
 	$(BIN)/bentoml build .

@@ -11,11 +11,14 @@ from __future__ import annotations
 import bentoml
 
 from adapters.app import create_app
+from adapters.clip import clip_local_models
 from adapters.local import LocalModels
 from adapters.ocr import ocr_local_models
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
+from runners.clip import ClipRunner
+from runners.models import clip as clip_models
 from runners.models import ocr as ocr_models
 from runners.ocr import OcrRunner
 
@@ -27,7 +30,10 @@ def local_models() -> LocalModels:
     """The (task, type, model) -> LocalModel table of this worker: every model whose files
     are here now. Anything else goes upstream (or gets 501)."""
     service = bentoml.get_current_service()
-    return {**ocr_local_models(service.ocr, ocr_models.available())}
+    return {
+        **ocr_local_models(service.ocr, ocr_models.available()),
+        **clip_local_models(service.clip, clip_models.available(), settings.clip_normalize),
+    }
 
 
 app = create_app(settings, local_models)
@@ -39,3 +45,4 @@ class ImmichCnMl:
     """Immich-compatible machine learning, with Chinese models inside."""
 
     ocr = bentoml.depends(OcrRunner)
+    clip = bentoml.depends(ClipRunner)

@@ -8,6 +8,7 @@ Immich sends previews it has already oriented, and the reference service does no
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -17,6 +18,10 @@ from adapters.errors import RequestError
 # Formats a photo library sends. Pillow can open many more, some through external programs
 # (EPS runs Ghostscript); none of those belong in an upload path.
 _ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF")
+
+# What Pillow's decoders raise on damaged data: besides OSError and friends, the AVIF decoder
+# raises RuntimeError, and some plugins struct.error or IndexError.
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, IndexError)
 
 # The limits below are the one authority on image size. Pillow's own guard (a warning over
 # 89 MP, an error over 179 MP) would refuse with a limit the user cannot set.
@@ -46,12 +51,10 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
             f"image could not be identified: not a supported format ({', '.join(_formats())}) "
             f"or a corrupt or zero-sized header; {len(data)} bytes starting {data[:8]!r}",
         ) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise RequestError(400, f"image header is corrupt: {exc}") from exc
+    except _DECODER_ERRORS as exc:
+        raise RequestError(400, f"image header is corrupt: {type(exc).__name__}: {exc}") from exc
 
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise RequestError(400, f"image has zero width or height ({width}x{height})")
+    width, height = image.size  # never zero: Pillow refuses such headers itself
     if max(width, height) > limits.max_side:
         raise RequestError(
             413, f"image is {width}x{height}; its longest side exceeds the limit of {limits.max_side} px"
@@ -69,6 +72,6 @@ def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
     image = open_image(data, limits)
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise RequestError(400, f"image data is truncated or corrupt: {exc}") from exc
+    except _DECODER_ERRORS as exc:
+        raise RequestError(400, f"image data is truncated or corrupt: {type(exc).__name__}: {exc}") from exc
     return image

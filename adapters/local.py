@@ -13,6 +13,9 @@ from typing import Any, Mapping, Protocol
 
 from PIL import Image
 
+from adapters.errors import RequestError
+from runners.batching import Failure
+
 #: (task, type, model name) as a local model is registered, e.g. ("ocr", "detection", "PP-OCRv5_mobile").
 ModelKey = tuple[str, str, str]
 
@@ -45,3 +48,11 @@ class LocalModel(Protocol):
 
 
 LocalModels = Mapping[ModelKey, LocalModel]
+
+
+def runner_results(results: list[Any]) -> list[Any]:
+    """A runner's results for one request, or the 500 its failure deserves."""
+    for result in results:
+        if isinstance(result, Failure):
+            raise RequestError(500, f"the model runner failed: {result.message}")
+    return results

@@ -11,15 +11,20 @@ The seed fork's older request names only ``recognition``; it then gets the older
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
 
 from adapters.errors import RequestError
-from adapters.local import Inputs, LocalModels, TaskOutput
+from adapters.local import Inputs, LocalModels, TaskOutput, runner_results
 from runners.models.ocr import OcrFiles
-from runners.ocr_steps import Decoder, Lines, detector_input, find_lines, line_crops, recogniser_input, to_bgr
+from runners.ocr_steps import (
+    Decoder, Lines, detector_input, find_lines, flatten, line_crops, recogniser_input, to_bgr,
+)
+
+log = logging.getLogger(__name__)
 
 DETECTION_DEFAULTS = {"minScore": 0.5, "maxResolution": 736}
 RECOGNITION_MIN_SCORE = 0.9
@@ -27,9 +32,9 @@ LEGACY_MIN_SCORE = 0.5  # rapidocr's own text_score, which the fork's gateway ap
 
 
 class OcrDetection:
-    def __init__(self, runner: Any, model: str) -> None:
+    def __init__(self, runner: Any, detector: str) -> None:
         self.runner = runner
-        self.model = model
+        self.detector = detector  # the file, as the runner loads it
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Lines:
         if inputs.image is None:
@@ -39,14 +44,14 @@ class OcrDetection:
         bgr, tensor = await asyncio.to_thread(_prepare, inputs.image, max_resolution)
         if tensor is None:
             return Lines.none(bgr)
-        [probability] = await self.runner.to_async.detect([(self.model, tensor)])
+        [probability] = runner_results(await self.runner.to_async.detect([(self.detector, tensor)]))
         return await asyncio.to_thread(find_lines, probability, bgr, min_score)
 
 
 class OcrRecognition:
-    def __init__(self, runner: Any, model: str, decoder: Decoder, detection: OcrDetection) -> None:
+    def __init__(self, runner: Any, recogniser: str, decoder: Decoder, detection: OcrDetection) -> None:
         self.runner = runner
-        self.model = model
+        self.recogniser = recogniser  # the file, as the runner loads it
         self.decoder = decoder
         self.detection = detection
 
@@ -60,10 +65,10 @@ class OcrRecognition:
         scores = np.zeros(0, np.float32)
         if len(lines.boxes):
             tensors = await asyncio.to_thread(lambda: [recogniser_input(c) for c in line_crops(lines)])
-            outputs = await self.runner.to_async.recognize([(self.model, t) for t in tensors])
+            outputs = runner_results(await self.runner.to_async.recognize([(self.recogniser, t) for t in tensors]))
             decoded = [self.decoder(out[:, 0].astype(np.int64), out[:, 1]) for out in outputs]
             texts = [text for text, _ in decoded]
-            scores = np.array([score for _, score in decoded], np.float32)
+            scores = np.nan_to_num(np.array([score for _, score in decoded], np.float32), nan=0.0)
 
         keep = scores > min_score
         kept = Lines(lines.image, lines.boxes[keep], lines.scores[keep])
@@ -72,12 +77,17 @@ class OcrRecognition:
 
 
 def ocr_local_models(runner: Any, models: list[OcrFiles]) -> LocalModels:
-    """The router's entries for every available OCR model."""
+    """The router's entries for every available OCR model (a broken one is logged and left out)."""
     table: dict[tuple[str, str, str], Any] = {}
     for files in models:
-        detection = OcrDetection(runner, files.name)
+        try:
+            decoder = Decoder(files.keys)
+        except (OSError, ValueError) as exc:
+            log.error("OCR model %s (%s) is not served: its alphabet cannot be read: %s", files.name, files.origin, exc)
+            continue
+        detection = OcrDetection(runner, str(files.det))
         table[("ocr", "detection", files.name)] = detection
-        table[("ocr", "recognition", files.name)] = OcrRecognition(runner, files.name, Decoder(files.keys), detection)
+        table[("ocr", "recognition", files.name)] = OcrRecognition(runner, str(files.rec), decoder, detection)
     return table
 
 
@@ -104,7 +114,8 @@ def _legacy_answer(lines: Lines, texts: list[str], text_scores: np.ndarray) -> T
 
 
 def _prepare(image: Image.Image, max_resolution: int) -> tuple[np.ndarray, np.ndarray | None]:
-    return to_bgr(image), detector_input(image, max_resolution)
+    rgb = flatten(image)
+    return to_bgr(rgb), detector_input(rgb, max_resolution)
 
 
 def _number(options: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:

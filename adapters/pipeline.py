@@ -31,6 +31,14 @@ async def run_local(steps: list[tuple[Entry, LocalModel]], inputs: Inputs) -> di
     for entry, _ in steps:
         types_by_task.setdefault(entry.task, set()).add(entry.type)
 
+    for entry, _ in steps:
+        # A type others run on (OCR detection) answers nothing a client can read on its own.
+        wanted_by = [t for (task, t), dep in DEPENDS_ON.items() if task == entry.task and dep == entry.type]
+        if wanted_by and not any(t in types_by_task[entry.task] for t in wanted_by):
+            raise RequestError(
+                400, f"Task {entry.task} of type {entry.type} is served only with type {' or '.join(wanted_by)}"
+            )
+
     roots, dependents = [], []
     for entry, model in steps:
         dependency = DEPENDS_ON.get((entry.task, entry.type))

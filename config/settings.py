@@ -23,7 +23,9 @@ def _env(name: str, *stock_names: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    # No populate_by_name: bare names such as PORT or LOG_LEVEL, which hosting platforms set for
+    # their own purposes, must not reach these fields.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     # --- serving -------------------------------------------------------------------------
     port: int = Field(3003, validation_alias=_env("PORT", "IMMICH_PORT"))
@@ -63,10 +65,20 @@ class Settings(BaseSettings):
     batch_max_latency_ms: int = Field(600_000, gt=0, validation_alias=_env("BATCH_MAX_LATENCY_MS"))
 
     # --- OCR -----------------------------------------------------------------------------
+    # Text lines in one recognition pass (a request with more lines is split across passes).
+    # BentoML needs at least 2; the stock server's 1 is taken as 2.
     ocr_max_batch_size: int = Field(
-        16, ge=2, validation_alias=_env("OCR_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__OCR")
+        16, ge=1, validation_alias=_env("OCR_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__OCR")
     )
     ocr_det_max_batch_size: int = Field(8, ge=2, validation_alias=_env("OCR_DET_MAX_BATCH_SIZE"))
+
+    # --- CLIP ----------------------------------------------------------------------------
+    # Immich searches by cosine distance, which unit length does not change; unit vectors make
+    # the stored values comparable across models and with a dot product.
+    clip_normalize: bool = Field(True, validation_alias=_env("CLIP_NORMALIZE"))
+    clip_max_batch_size: int = Field(32, ge=2, validation_alias=_env("CLIP_MAX_BATCH_SIZE"))
+    # "auto": the fp16 towers on CUDA, fp32 on CPU (where fp16 is slower, not faster).
+    clip_fp16: str = Field("auto", pattern="^(auto|true|false)$", validation_alias=_env("CLIP_FP16"))
 
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))

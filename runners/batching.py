@@ -1,33 +1,47 @@
-"""Run a batch of (model name, array) jobs as few forward passes as their shapes allow.
+"""Run a batch of (model, array) jobs as few forward passes as their shapes allow.
 
 BentoML's adaptive batcher hands a runner API the jobs of several requests at once. Arrays
 of one model and one shape are stacked into one pass; the results come back in job order,
-one per job, so every request gets exactly its own result.
+one per job, so every request gets exactly its own result. A pass that fails gives its own
+jobs a ``Failure`` and leaves the other groups' results alone.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
+#: (model, array): the model is whatever names a model file to the runner (a path).
 Job = tuple[str, np.ndarray]
 
 
-def run_grouped(
-    jobs: Sequence[Job], forward: Callable[[str, np.ndarray], np.ndarray]
-) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class Failure:
+    """Stands in the results for a job whose forward pass failed."""
+
+    message: str
+
+
+def run_grouped(jobs: Sequence[Job], forward: Callable[[str, np.ndarray], np.ndarray]) -> list[Any]:
     """``forward(model, stacked)`` -> outputs with the batch on axis 0; return one per job."""
     groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
     for index, (model, array) in enumerate(jobs):
         groups.setdefault((model, array.shape), []).append(index)
 
     results: list[Any] = [None] * len(jobs)
-    for (model, _), indices in groups.items():
-        stacked = np.stack([jobs[i][1] for i in indices])
-        outputs = forward(model, stacked)
-        if len(outputs) != len(indices):
-            raise RuntimeError(f"{model}: {len(indices)} inputs gave {len(outputs)} outputs")
+    for (model, shape), indices in groups.items():
+        try:
+            outputs = forward(model, np.stack([jobs[i][1] for i in indices]))
+            if len(outputs) != len(indices):
+                raise RuntimeError(f"{len(indices)} inputs gave {len(outputs)} outputs")
+        except Exception as exc:  # this group's requests fail; the others' do not
+            log.exception("forward pass of %s on %d inputs of shape %s failed", model, len(indices), shape)
+            outputs = [Failure(f"{type(exc).__name__}: {exc}")] * len(indices)
         for i, output in zip(indices, outputs):
             results[i] = output
     return results

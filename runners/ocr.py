@@ -2,8 +2,8 @@
 
 Both APIs are batchable, so BentoML merges concurrent requests: ``detect`` takes prepared
 detector inputs, ``recognize`` takes prepared text-line inputs from any number of images.
-Jobs name their model, so one runner serves every OCR model; a model's sessions load on first
-use. The runner returns raw model outputs (reduced to what decoding needs); everything else
+Jobs name their model file, so one runner serves every OCR model; a file's session loads on
+first use. The runner returns raw model outputs (reduced to what decoding needs); everything else
 happens in the entry service (``runners.ocr_steps``).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -28,18 +29,20 @@ settings = get_settings()
 
 class OcrRunner:
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, str], Any] = {}
+        self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def _session(self, model: str, part: str) -> Any:
-        key = (model, part)
+    def _session(self, path: str) -> Any:
+        # Jobs name the file itself (resolved once by the entry service), so a model imported
+        # again while serving cannot pair one version's recogniser with another's alphabet.
         with self._lock:
-            if key not in self._sessions:
-                files = ocr_models.resolve(model)
-                if files is None:
-                    raise ValueError(f"OCR model {model!r} is not available here")
-                self._sessions[key] = create_session(files.det if part == "det" else files.rec, settings)
-            return self._sessions[key]
+            if path not in self._sessions:
+                self._sessions[path] = create_session(Path(path), settings)
+            return self._sessions[path]
+
+    def _forward(self, path: str, batch: np.ndarray) -> np.ndarray:
+        session = self._session(path)
+        return session.run(None, {session.get_inputs()[0].name: batch})[0]
 
     @bentoml.api(
         batchable=True,
@@ -47,26 +50,20 @@ class OcrRunner:
         max_latency_ms=settings.batch_max_latency_ms,
     )
     def detect(self, jobs: list[Any]) -> list[Any]:
-        """jobs: (model, (3, H, W) float32) -> (H, W) float32 text probability maps."""
-
-        def forward(model: str, batch: np.ndarray) -> np.ndarray:
-            session = self._session(model, "det")
-            return session.run(None, {session.get_inputs()[0].name: batch})[0][:, 0]
-
-        return run_grouped(jobs, forward)
+        """jobs: (detector path, (3, H, W) float32) -> (H, W) float32 text probability maps."""
+        return run_grouped(jobs, lambda path, batch: self._forward(path, batch)[:, 0])
 
     @bentoml.api(
         batchable=True,
-        max_batch_size=settings.ocr_max_batch_size,
+        max_batch_size=max(2, settings.ocr_max_batch_size),
         max_latency_ms=settings.batch_max_latency_ms,
     )
     def recognize(self, jobs: list[Any]) -> list[Any]:
-        """jobs: (model, (3, 48, W) float32) -> (T, 2) float32: per time step, the best class
-        and its probability (all that CTC decoding reads, a tiny fraction of the full output)."""
+        """jobs: (recogniser path, (3, 48, W) float32) -> (T, 2) float32: per time step, the best
+        class and its probability (all CTC decoding reads; a tiny part of the full output)."""
 
-        def forward(model: str, batch: np.ndarray) -> np.ndarray:
-            session = self._session(model, "rec")
-            logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        def forward(path: str, batch: np.ndarray) -> np.ndarray:
+            logits = self._forward(path, batch)
             return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
 
         return run_grouped(jobs, forward)

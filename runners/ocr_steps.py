@@ -41,20 +41,42 @@ class Lines:
         return cls(image, np.zeros((0, 4, 2), np.float32), np.zeros(0, np.float32))
 
 
-def to_bgr(image: Image.Image) -> np.ndarray:
+def flatten(image: Image.Image) -> Image.Image:
+    """The image as 8-bit RGB the way a reader sees it.
+
+    ``convert("RGB")`` alone would clip 16-bit and float greys to white, and drop alpha so that
+    black text on a transparent background turns black on black: those are scaled to 8 bits,
+    and transparency is laid on white.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, np.float64)
+        span = pixels.max() - pixels.min()
+        scaled = (pixels - pixels.min()) * (255.0 / span) if span > 0 else np.zeros_like(pixels)
+        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_bgr(rgb: Image.Image) -> np.ndarray:
     """PaddleOCR models read BGR."""
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
 
 
-def detector_input(image: Image.Image, max_resolution: int) -> np.ndarray | None:
-    """(3, H, W) float32 for the DB detector, or None for an image too small to read."""
-    width, height = image.size
+def detector_input(rgb: Image.Image, max_resolution: int) -> np.ndarray | None:
+    """(3, H, W) float32 for the DB detector from a ``flatten``ed image, or None for an image
+    too small to read."""
+    width, height = rgb.size
     if width < MIN_SIDE or height < MIN_SIDE:
         return None
     ratio = max_resolution / min(width, height)
     ratio = min(ratio, MAX_DETECTOR_SIDE / max(width, height))
     size = (_round32(width * ratio), _round32(height * ratio))
-    resized = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    resized = rgb.resize(size, Image.Resampling.LANCZOS)
     bgr = np.asarray(resized)[:, :, ::-1]
     return _DET_NORMALISE.permute(_DET_NORMALISE.normalize(bgr)).astype(np.float32)
 
@@ -65,6 +87,7 @@ def find_lines(probability: np.ndarray, image: np.ndarray, min_score: float) -> 
         thresh=0.3, box_thresh=min_score, max_candidates=1000, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
     )
     height, width = image.shape[:2]
+    probability = np.nan_to_num(probability, nan=0.0, posinf=1.0, neginf=0.0)  # a broken pass reads nothing
     boxes, scores = post(probability[None, None], (height, width))
     if len(boxes) == 0:
         return Lines.none(image)
@@ -89,6 +112,8 @@ def recogniser_input(crop: np.ndarray) -> np.ndarray:
     text, independent of which other requests' lines share its batch.
     """
     height, width = crop.shape[:2]
+    if height == 0 or width == 0:  # nothing to read; decodes to an empty, zero-score line
+        return np.zeros((3, REC_HEIGHT, REC_MIN_WIDTH), np.float32)
     resized_width = min(REC_MAX_WIDTH, max(1, math.ceil(REC_HEIGHT * width / max(height, 1))))
     padded_width = max(REC_MIN_WIDTH, math.ceil(resized_width / REC_WIDTH_STEP) * REC_WIDTH_STEP)
     resized = cv2.resize(crop, (resized_width, REC_HEIGHT)).astype(np.float32)

@@ -100,3 +100,33 @@ def preview_path(tmp_path_factory, preview_jpeg: bytes) -> Path:
     path = tmp_path_factory.mktemp("images") / "preview.jpeg"
     path.write_bytes(preview_jpeg)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, config) of a small random Chinese-CLIP (see tests/support/tiny_clip.py)."""
+    from tests.support.tiny_clip import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def clip_home(tmp_path_factory, tiny_clip) -> Path:
+    """A BENTOML_HOME holding the tiny model, imported by the real command as ViT-B-16."""
+    from tests.support.models_cli import models
+
+    home = tmp_path_factory.mktemp("clip-home")
+    checkpoint, config = tiny_clip
+    run = models(home, "import", "clip", "ViT-B-16", "--from", str(checkpoint), "--config", str(config))
+    assert run.returncode == 0, run.stderr
+    return home
+
+
+@pytest.fixture(scope="session")
+def clip_server(tmp_path_factory, clip_home, upstream_stub) -> Iterator[BentoServer]:
+    """The real service with the tiny Chinese-CLIP imported, in front of the upstream stand-in."""
+    server = BentoServer(".", clip_home, {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url}).start()
+    try:
+        yield server
+    finally:
+        server.stop()

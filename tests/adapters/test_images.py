@@ -55,3 +55,16 @@ def test_formats_that_run_external_programs_are_refused():
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
     assert status_of(eps) == 400
     assert Image.open(io.BytesIO(eps)).format == "EPS"  # Pillow alone would have taken it
+
+
+def test_damaged_files_of_every_format_are_400_never_500():
+    source = Image.effect_noise((96, 64), 80).convert("RGB")
+    for fmt in ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "TIFF"):
+        data = encode(source, fmt)
+        for offset in range(12, len(data), max(1, len(data) // 40)):
+            damaged = bytearray(data)
+            damaged[offset : offset + 8] = b"\xff\x00\x13\x37\xde\xad\xbe\xef"
+            try:
+                decode_image(bytes(damaged), LIMITS)
+            except RequestError as exc:
+                assert exc.status == 400, (fmt, offset)

@@ -61,3 +61,11 @@ def test_bad_values_fail_at_start_with_the_name(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_bare_names_that_platforms_set_are_not_read(monkeypatch):
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("UPSTREAM_URL", "http://elsewhere:1")
+    monkeypatch.setenv("LOG_LEVEL", "nonsense")
+    settings = Settings()
+    assert (settings.port, settings.upstream_url, settings.log_level) == (3003, None, "info")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runners.batching import run_grouped
+from runners.batching import Failure, run_grouped
 
 
 def test_results_come_back_in_job_order_with_one_pass_per_model_and_shape():
@@ -22,8 +22,17 @@ def test_results_come_back_in_job_order_with_one_pass_per_model_and_shape():
     assert sorted(passes) == [("a", (1, 2, 4)), ("a", (2, 2, 3)), ("b", (1, 2, 3))]
 
 
-def test_a_forward_that_loses_items_is_an_error():
-    import pytest
+def test_a_failing_pass_fails_only_its_own_jobs():
+    def forward(model, batch):
+        if model == "broken":
+            raise RuntimeError("no such file")
+        return batch * 2
 
-    with pytest.raises(RuntimeError):
-        run_grouped([("a", np.zeros(2)), ("a", np.zeros(2))], lambda model, batch: batch[:1])
+    results = run_grouped([("ok", np.ones(2)), ("broken", np.ones(2)), ("ok", np.zeros(2))], forward)
+    assert results[0].tolist() == [2, 2] and results[2].tolist() == [0, 0]
+    assert results[1] == Failure("RuntimeError: no such file")
+
+
+def test_a_forward_that_loses_items_fails_its_jobs():
+    results = run_grouped([("a", np.zeros(2)), ("a", np.zeros(2))], lambda model, batch: batch[:1])
+    assert all(isinstance(r, Failure) and "2 inputs gave 1 outputs" in r.message for r in results)

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from runners.models.ocr import CATALOG, package_dir
 from tests.support import multipart
-from tests.support.bento_server import ROOT, BentoServer
+from tests.support.bento_server import BentoServer
 from tests.support.ocr_cases import FIXTURES, squash
-from tests.support.ports import free_port
-
-
-def models(home, *args, env=None, timeout=120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runners.models", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
-    )
+from tests.support.models_cli import models, offline_import
 
 
 @pytest.fixture
@@ -49,11 +37,8 @@ def test_list_shows_every_model_and_whether_it_is_here(tmp_path):
 
 
 def test_offline_download_fails_fast_and_says_what_to_do(tmp_path):
-    # A proxy that refuses every connection: offline, whatever network this machine has.
-    dead = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    run = models(tmp_path, "import", "ocr", "PP-OCRv5_server", env={"HTTPS_PROXY": dead, "HTTP_PROXY": dead})
-    assert time.monotonic() - started < 30
+    run, seconds = offline_import(tmp_path, "ocr", "PP-OCRv5_server")
+    assert seconds < 30
     assert run.returncode == 1
     assert "could not download https://" in run.stderr
     assert "--from FOLDER" in run.stderr

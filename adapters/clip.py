@@ -1,0 +1,61 @@
+"""Immich's ``clip`` task: ``visual`` embeds the image, ``textual`` the search text.
+
+The answer is the embedding as a string holding a JSON array, which the Immich server stores
+as it is in a pgvector column. The ``language`` option Immich sends with text is accepted;
+Chinese-CLIP reads Chinese and English alike, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+from adapters.errors import RequestError
+from adapters.local import Inputs, LocalModels, runner_results
+from runners.clip_steps import Tokenizer, image_input
+from runners.models.clip import ClipFiles
+
+
+class ClipVisual:
+    def __init__(self, runner: Any, files: ClipFiles, normalize: bool) -> None:
+        self.runner, self.files, self.normalize = runner, files, normalize
+
+    async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
+        if inputs.image is None:
+            raise RequestError(400, "clip visual needs an image")
+        pixels = await asyncio.to_thread(image_input, inputs.image, self.files.image_size)
+        [features] = runner_results(await self.runner.to_async.encode_image([(str(self.files.folder), pixels)]))
+        return embedding_string(features, self.normalize)
+
+
+class ClipTextual:
+    def __init__(self, runner: Any, files: ClipFiles, normalize: bool) -> None:
+        self.runner, self.files, self.normalize = runner, files, normalize
+        self.tokenizer = Tokenizer(files.vocab)
+
+    async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
+        if inputs.text is None:
+            raise RequestError(400, "clip textual needs text")
+        tokens = self.tokenizer(inputs.text)
+        [features] = runner_results(await self.runner.to_async.encode_text([(str(self.files.folder), tokens)]))
+        return embedding_string(features, self.normalize)
+
+
+def embedding_string(features: np.ndarray, normalize: bool) -> str:
+    vector = np.asarray(features, np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise RequestError(500, "the CLIP model returned a non-finite embedding")
+    if normalize:
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return json.dumps(vector.tolist(), separators=(",", ":"))
+
+
+def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:
+    table: dict[tuple[str, str, str], Any] = {}
+    for files in models:
+        table[("clip", "visual", files.name)] = ClipVisual(runner, files, normalize)
+        table[("clip", "textual", files.name)] = ClipTextual(runner, files, normalize)
+    return table

@@ -1,0 +1,101 @@
+"""The Chinese-CLIP models this service serves, and where their exported files live.
+
+Each architecture is served under a name the Immich server accepts for the same embedding
+size: the server checks the name after its last "/" against its own CLIP table, and that
+table's dimension sizes the vector column. The ``cn-clip/`` prefix keeps the stock OpenCLIP
+model of the same name (which may go upstream) apart from ours.
+
+Models are imported (exported to ONNX) with ``python -m runners.models import clip ARCH``;
+serving reads the BentoML model store only, and needs neither torch nor cn-clip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.models import store
+
+FAMILY = "clip"
+VISUAL, TEXTUAL = "visual.onnx", "textual.onnx"
+VISUAL_FP16, TEXTUAL_FP16 = "visual.fp16.onnx", "textual.fp16.onnx"
+VOCAB = "vocab.txt"
+CONTEXT_LENGTH = 52
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ClipArch:
+    arch: str  # cn-clip's name
+    served_name: str  # the name Immich sends
+    dim: int
+
+
+ARCHS: dict[str, ClipArch] = {
+    a.arch: a
+    for a in (
+        ClipArch("ViT-B-16", "cn-clip/ViT-B-16__openai", 512),
+        ClipArch("ViT-L-14", "cn-clip/ViT-L-14__openai", 768),
+        ClipArch("ViT-L-14-336", "cn-clip/ViT-L-14-336__openai", 768),
+        ClipArch("ViT-H-14", "cn-clip/ViT-H-14__laion2b-s32b-b79k", 1024),
+        ClipArch("RN50", "cn-clip/RN50__openai", 1024),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ClipFiles:
+    name: str  # the served name
+    folder: Path
+    metadata: dict[str, Any]
+
+    def tower(self, part: str, fp16: bool) -> Path:
+        return tower_path(self.folder, part, fp16)
+
+    @property
+    def vocab(self) -> Path:
+        return self.folder / VOCAB
+
+    @property
+    def image_size(self) -> int:
+        return int(self.metadata["image_size"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.metadata["embed_dim"])
+
+
+def tower_path(folder: Path, part: str, fp16: bool) -> Path:
+    """One tower's file in an imported model's folder; part is "visual" or "textual"."""
+    files = {("visual", False): VISUAL, ("visual", True): VISUAL_FP16,
+             ("textual", False): TEXTUAL, ("textual", True): TEXTUAL_FP16}
+    return folder / files[(part, fp16)]
+
+
+def resolve(name: str) -> ClipFiles | None:
+    folder = store.find(FAMILY, name)
+    if folder is None:
+        return None
+    metadata = json.loads((folder / "preprocess.json").read_text(encoding="utf-8"))
+    return ClipFiles(name, folder, metadata)
+
+
+def available() -> list[ClipFiles]:
+    """Every imported CLIP model."""
+    return [files for arch in ARCHS.values() if (files := resolve(arch.served_name)) is not None]
+
+
+def stored_tags() -> list[str]:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tags = []
+    for arch in ARCHS.values():
+        try:
+            tags.append(str(bentoml.models.get(f"{store.store_name(FAMILY, arch.served_name)}:latest").tag))
+        except NotFound:
+            pass
+    return tags

@@ -1,0 +1,176 @@
+"""Import a Chinese-CLIP checkpoint: load it with cn-clip, export both towers to ONNX, check
+the export against torch, and store it. This is the only code that needs torch and cn-clip
+(the ``export`` extra); serving reads what it stores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runners.models import store
+from runners.models.clip import (
+    ARCHS, CONTEXT_LENGTH, FAMILY, MEAN, STD, TEXTUAL, TEXTUAL_FP16, VISUAL, VISUAL_FP16, VOCAB,
+)
+from runners.models.download import download
+
+log = logging.getLogger(__name__)
+
+# An fp32 export must give torch's features to within this (absolute, on features whose
+# scale is a few units); fp16 towers must point the same way to within this cosine.
+MAX_ABS_DIFF = 1e-3
+MIN_FP16_COSINE = 0.999
+OPSET = 17
+HUB = "https://huggingface.co/OFA-Sys/{repo}/resolve/main/{filename}"
+
+
+class ClipImportError(ValueError):
+    """A checkpoint that cannot be imported, with the reason for the user."""
+
+
+def import_clip(arch: str, checkpoint: Path | None, config: Path | None = None) -> str:
+    """Import ``arch`` from ``checkpoint`` (downloaded when None); return the store tag."""
+    if arch not in ARCHS:
+        raise ClipImportError(f"unknown Chinese-CLIP architecture {arch!r}; known: {', '.join(ARCHS)}")
+    try:
+        import torch  # noqa: F401
+        from cn_clip.clip import utils as cn_utils
+    except ImportError as exc:
+        raise ClipImportError(
+            f"importing a CLIP model needs torch and cn-clip ({exc}); install the export extra: "
+            "pip install -e '.[export]'"
+        ) from exc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if checkpoint is None:
+            repo, filename = cn_utils._MODELS[arch]
+            checkpoint = download(HUB.format(repo=repo, filename=filename), Path(tmp) / filename)
+        info = _model_info(arch, config, cn_utils)
+        model = _load(checkpoint, info)
+        return _export_and_store(arch, model, info, checkpoint, Path(tmp))
+
+
+def _model_info(arch: str, config: Path | None, cn_utils: Any) -> dict[str, Any]:
+    """cn-clip's configuration of ``arch`` (vision JSON + text JSON), or the given one."""
+    if config is not None:
+        info = json.loads(config.read_text(encoding="utf-8"))
+    else:
+        vision, text = cn_utils._MODEL_INFO[arch]["struct"].split("@")
+        folder = Path(cn_utils.__file__).parent / "model_configs"
+        info = {**json.loads((folder / f"{vision}.json").read_text()), **json.loads((folder / f"{text}.json").read_text())}
+    if isinstance(info.get("vision_layers"), str):  # RN50 writes "[3,4,6,3]"
+        info["vision_layers"] = json.loads(info["vision_layers"])
+    if info["embed_dim"] != ARCHS[arch].dim:
+        raise ClipImportError(
+            f"{arch} is served as {ARCHS[arch].served_name}, which Immich sizes at {ARCHS[arch].dim} dimensions; "
+            f"this configuration has embed_dim {info['embed_dim']}"
+        )
+    return info
+
+
+def _load(checkpoint: Path, info: dict[str, Any]) -> Any:
+    """Build the model as cn-clip's create_model does (weights through fp16, then fp32)."""
+    import torch
+    from cn_clip.clip.model import CLIP, convert_weights
+
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ClipImportError(f"{checkpoint} is not a readable torch checkpoint: {exc}") from exc
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise ClipImportError(f"{checkpoint} is not a cn-clip checkpoint (a dict with 'state_dict')")
+    state = {k.removeprefix("module."): v for k, v in saved["state_dict"].items()}
+    state = {k: v for k, v in state.items() if not k.startswith("bert.pooler")}
+
+    model = CLIP(**info)
+    convert_weights(model)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ClipImportError(f"{checkpoint} does not fit this architecture: {str(exc)[:500]}") from exc
+    return model.float().eval()
+
+
+def _export_and_store(arch: str, model: Any, info: dict[str, Any], checkpoint: Path, tmp: Path) -> str:
+    import cn_clip.clip as cn_clip
+    import torch
+
+    size = int(info["image_resolution"])
+    towers = {
+        "visual": (_tower(model, "visual"), torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)),
+                   "pixel_values"),
+        "textual": (_tower(model, "textual"), _sample_tokens(cn_clip), "input_ids"),
+    }
+    files: dict[str, Path] = {}
+    checks: dict[str, float] = {}
+    for part, (tower, sample, input_name) in towers.items():
+        fp32, fp16 = tmp / f"{part}.onnx", tmp / f"{part}.fp16.onnx"
+        with torch.no_grad():
+            torch.onnx.export(
+                tower, (sample,), str(fp32), input_names=[input_name], output_names=["features"],
+                dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,
+            )
+            reference = tower(sample).numpy()
+        _to_fp16(fp32, fp16)
+        checks[f"{part}_max_abs_diff"] = _check(fp32, fp16, input_name, sample.numpy(), reference)
+        files[{"visual": VISUAL, "textual": TEXTUAL}[part]] = fp32
+        files[{"visual": VISUAL_FP16, "textual": TEXTUAL_FP16}[part]] = fp16
+
+    preprocess = tmp / "preprocess.json"
+    preprocess.write_text(json.dumps({
+        "arch": arch, "embed_dim": int(info["embed_dim"]), "image_size": size, "mean": MEAN, "std": STD,
+        "context_length": CONTEXT_LENGTH, "interpolation": "bicubic", "resize": "square, then RGB",
+    }, indent=2), encoding="utf-8")
+    files["preprocess.json"] = preprocess
+    files[VOCAB] = Path(cn_clip.__file__).parent / "vocab.txt"
+    metadata = {"name": ARCHS[arch].served_name, "arch": arch, "checkpoint": str(checkpoint.name), **checks}
+    return store.save(FAMILY, ARCHS[arch].served_name, files, metadata)
+
+
+def _tower(model: Any, part: str) -> Any:
+    """One encoder as a torch module of its own, so each tower exports alone."""
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: Any) -> Any:
+            return self.model.encode_image(x) if part == "visual" else self.model.encode_text(x)
+
+    return Tower().eval()
+
+
+def _sample_tokens(cn_clip: Any) -> Any:
+    texts = ["海边的日落", "a photo of a cat", "北京 Beijing 2026 🌅", "", "猫" * 60]
+    return cn_clip.tokenize(texts, context_length=CONTEXT_LENGTH)
+
+
+def _to_fp16(fp32: Path, fp16: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # Inputs and outputs stay fp32, so callers do not care which file runs.
+    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(fp16))
+
+
+def _check(fp32: Path, fp16: Path, input_name: str, sample: np.ndarray, reference: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {input_name: sample})[0]
+    diff = float(np.abs(got - reference).max())
+    if not diff <= MAX_ABS_DIFF:
+        raise ClipImportError(f"{fp32.name} differs from torch by {diff:.2e} (bound {MAX_ABS_DIFF:.0e}); not stored")
+    half = ort.InferenceSession(str(fp16), providers=["CPUExecutionProvider"]).run(None, {input_name: sample})[0]
+    cosine = (half * reference).sum(1) / (np.linalg.norm(half, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12)
+    if not cosine.min() >= MIN_FP16_COSINE:
+        raise ClipImportError(f"{fp16.name} drifts from torch (cosine {cosine.min():.5f}); not stored")
+    log.info("%s matches torch: max abs diff %.2e, fp16 cosine >= %.5f", fp32.name, diff, cosine.min())
+    return diff

@@ -1,0 +1,54 @@
+"""A small Chinese-CLIP with random weights, saved as a cn-clip checkpoint.
+
+Real ViT-B-16 in every way that shapes the contract (224 px input, cn-clip's vocabulary,
+512-dimension output) but with narrow, shallow towers, so it builds, exports and runs in
+seconds. The image tower is just heavy enough (a few ms a pass) for concurrent requests to
+queue behind each other, so batching shows. Needs torch and cn-clip (the export extra).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TINY_CONFIG = {
+    "embed_dim": 512, "image_resolution": 224, "vision_layers": 4, "vision_width": 128, "vision_patch_size": 16,
+    "vocab_size": 21128, "text_attention_probs_dropout_prob": 0.1, "text_hidden_act": "gelu",
+    "text_hidden_dropout_prob": 0.1, "text_hidden_size": 64, "text_initializer_range": 0.02,
+    "text_intermediate_size": 128, "text_max_position_embeddings": 512, "text_num_attention_heads": 2,
+    "text_num_hidden_layers": 2, "text_type_vocab_size": 2,
+}
+
+
+def write_tiny_checkpoint(folder: Path, *, seed: int = 0, module_prefix: bool = True) -> tuple[Path, Path]:
+    """(checkpoint, config) files; weights in fp16 as cn-clip's released checkpoints are."""
+    import torch
+    from cn_clip.clip.model import CLIP, convert_weights
+
+    torch.manual_seed(seed)
+    model = CLIP(**TINY_CONFIG)
+    with torch.no_grad():  # CLIP's init leaves some projections tiny; spread the features out
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0, 0.05)
+    convert_weights(model)
+    state = model.state_dict()
+    if module_prefix:  # as cn-clip's DDP training saves them
+        state = {f"module.{k}": v for k, v in state.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint, config = folder / "tiny_cn_clip.pt", folder / "tiny_config.json"
+    torch.save({"epoch": 1, "state_dict": state}, checkpoint)
+    config.write_text(json.dumps(TINY_CONFIG), encoding="utf-8")
+    return checkpoint, config
+
+
+def load_reference(checkpoint: Path, config: Path):
+    """The model as cn-clip itself loads a checkpoint (create_model), on the CPU."""
+    import torch
+    from cn_clip.clip.model import CLIP, convert_weights
+
+    model = CLIP(**json.loads(config.read_text()))
+    convert_weights(model)
+    state = torch.load(checkpoint, map_location="cpu")["state_dict"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return model.float().eval()
