@@ -101,3 +101,22 @@ def _client_script():
     from pathlib import Path
 
     return Path(__file__).parent / "support" / "immich_client.mjs"
+
+
+def test_serving_imports_neither_torch_nor_cn_clip():
+    # The Bento installs requirements/serve.txt only: the service must start without them.
+    import subprocess
+    import sys
+
+    from tests.support.bento_server import ROOT
+
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'torchvision', 'cn_clip'): sys.modules[name] = None  # any import fails\n"
+        "import service, runners.clip, runners.ocr, adapters.clip, runners.clip_steps\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    serve = (ROOT / "requirements" / "serve.txt").read_text()
+    assert "torch" not in serve and "cn_clip" not in serve and "cn-clip" not in serve

