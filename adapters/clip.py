@@ -39,18 +39,20 @@ class ClipTextual:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
         if inputs.text is None:
             raise RequestError(400, "clip textual needs text")
-        tokens = self.tokenizer(inputs.text)
+        tokens = await asyncio.to_thread(self.tokenizer, inputs.text)  # long texts take a while
         [features] = runner_results(await self.runner.to_async.encode_text([(str(self.files.folder), tokens)]))
         return embedding_string(features, self.normalize)
 
 
 def embedding_string(features: np.ndarray, normalize: bool) -> str:
-    vector = np.asarray(features, np.float32)
-    if not np.all(np.isfinite(vector)):
-        raise RequestError(500, "the CLIP model returned a non-finite embedding")
+    vector = np.asarray(features, np.float64)  # float64: no overflow or underflow in the norm
+    norm = float(np.linalg.norm(vector))
+    if not np.all(np.isfinite(vector)) or not np.isfinite(norm) or norm == 0.0:
+        # Immich would store it and every cosine distance to it would be NaN.
+        raise RequestError(500, "the CLIP model returned an embedding that is zero or not finite")
     if normalize:
-        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-    return json.dumps(vector.tolist(), separators=(",", ":"))
+        vector = vector / norm
+    return json.dumps(vector.astype(np.float32).tolist(), separators=(",", ":"))
 
 
 def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:

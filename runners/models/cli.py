@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # the importers' own errors: a reason for the user
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # an export that broke: say so in one line, nothing half-stored
+        print(f"error: importing {args.family} {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(f"imported {args.family} model {args.name} as {tag}")
     return 0
 

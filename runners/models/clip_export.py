@@ -38,7 +38,7 @@ def import_clip(arch: str, checkpoint: Path | None, config: Path | None = None) 
     if arch not in ARCHS:
         raise ClipImportError(f"unknown Chinese-CLIP architecture {arch!r}; known: {', '.join(ARCHS)}")
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (only to fail early, with the fix, when it is missing)
         from cn_clip.clip import utils as cn_utils
     except ImportError as exc:
         raise ClipImportError(
@@ -110,17 +110,22 @@ def _export_and_store(arch: str, model: Any, info: dict[str, Any], checkpoint: P
     checks: dict[str, float] = {}
     for part, (tower, sample, input_name) in towers.items():
         fp32, fp16 = tmp / f"{part}.onnx", tmp / f"{part}.fp16.onnx"
+        exported = tmp / "export" / part / f"{part}.onnx"
+        exported.parent.mkdir(parents=True)
         with torch.no_grad():
             torch.onnx.export(
-                tower, (sample,), str(fp32), input_names=[input_name], output_names=["features"],
+                tower, (sample,), str(exported), input_names=[input_name], output_names=["features"],
                 dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
                 opset_version=OPSET, dynamo=False,
             )
             reference = tower(sample).numpy()
-        _to_fp16(fp32, fp16)
+        _save_with_weights_beside(exported, fp32)
+        _to_fp16(fp32, fp16, tmp)
         checks[f"{part}_max_abs_diff"] = _check(fp32, fp16, input_name, sample.numpy(), reference)
-        files[{"visual": VISUAL, "textual": TEXTUAL}[part]] = fp32
-        files[{"visual": VISUAL_FP16, "textual": TEXTUAL_FP16}[part]] = fp16
+        for path, name in ((fp32, {"visual": VISUAL, "textual": TEXTUAL}[part]),
+                           (fp16, {"visual": VISUAL_FP16, "textual": TEXTUAL_FP16}[part])):
+            files[name] = path
+            files[name + ".data"] = path.with_name(path.name + ".data")
 
     preprocess = tmp / "preprocess.json"
     preprocess.write_text(json.dumps({
@@ -153,12 +158,31 @@ def _sample_tokens(cn_clip: Any) -> Any:
     return cn_clip.tokenize(texts, context_length=CONTEXT_LENGTH)
 
 
-def _to_fp16(fp32: Path, fp16: Path) -> None:
+def _save_with_weights_beside(source: Path, dest: Path) -> None:
+    """Re-save a model with all its weights in one ``<name>.data`` file beside it.
+
+    Protobuf caps a file at 2 GB, so torch writes a larger model (ViT-H-14's image tower) as
+    hundreds of weight files; one layout for every size keeps the store simple.
+    """
+    import onnx
+
+    model = onnx.load(str(source))  # pulls in any weight files torch wrote beside it
+    onnx.save_model(model, str(dest), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{dest.name}.data", size_threshold=1024)
+
+
+def _to_fp16(fp32: Path, fp16: Path, tmp: Path) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    # Shape inference from the file, not in memory: a model over 2 GB cannot be serialised
+    # whole, which in-memory inference needs.
+    inferred = tmp / f"{fp32.stem}.inferred.onnx"
+    onnx.shape_inference.infer_shapes_path(str(fp32), str(inferred))
     # Inputs and outputs stay fp32, so callers do not care which file runs.
-    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(fp16))
+    half = convert_float_to_float16(onnx.load(str(inferred)), keep_io_types=True, disable_shape_infer=True)
+    onnx.save_model(half, str(fp16), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{fp16.name}.data", size_threshold=1024)
 
 
 def _check(fp32: Path, fp16: Path, input_name: str, sample: np.ndarray, reference: np.ndarray) -> float:

@@ -18,6 +18,8 @@ TEXTS = [
     "supercalifragilisticexpialidocious" * 8, "日本語のテキスト", "한국어 텍스트", "😀😃😄 emoji only",
     "α β γ Ω", "the quick brown fox jumps over the lazy dog " * 10, "tab\there\nnewline", "\x00control\x07",
     "2026年11月25日 星期三", "#标签 @某人 https://example.com/path?q=1",
+    "你\ue000好", "ab\ue000cd", "a\U0002b820b", "abc\u07fddef", "\u2028line\u2029sep\x1c",
+    "x" * 199, "x" * 200, "x" * 201, "最" * 49, "最" * 50, "最" * 51, "最" * 52,
 ]
 
 
@@ -28,6 +30,19 @@ def test_tokens_equal_cn_clip_tokenize():
     assert got.dtype == np.int64 and got.shape == (len(TEXTS), 52)
     for text, want, have in zip(TEXTS, expected, got):
         assert have.tolist() == want.tolist(), text
+
+
+def test_every_code_point_is_classed_as_cn_clip_classes_it():
+    # Each character between ASCII letters and between ideographs: where it splits, joins,
+    # vanishes or becomes [UNK] shows in the ids.
+    tokenizer = Tokenizer(VOCAB)
+    code_points = [cp for cp in range(0x30000) if not 0xD800 <= cp <= 0xDFFF] + [0xE0001, 0xF0000, 0x10FFFD]
+    for start in range(0, len(code_points), 8192):
+        texts = [s for cp in code_points[start : start + 8192] for s in (f"ab{chr(cp)}cd", f"你{chr(cp)}好")]
+        expected = cn_clip.tokenize(texts).numpy()
+        got = np.stack([tokenizer(text) for text in texts])
+        mismatched = np.flatnonzero((expected != got).any(axis=1))
+        assert mismatched.size == 0, [hex(ord(texts[i][2 if texts[i][0] == "a" else 1])) for i in mismatched[:10]]
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "CMYK", "I;16"])

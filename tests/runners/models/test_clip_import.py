@@ -17,8 +17,9 @@ from tests.support.tiny_clip import TINY_CONFIG, load_reference, write_tiny_chec
 def test_imported_towers_match_torch_and_carry_what_serving_needs(clip_home, tiny_clip):
     folder = next((clip_home / "models" / "clip-cn-clip-vit-b-16__openai").glob("*/"))
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["model.yaml", "preprocess.json", "textual.fp16.onnx", "textual.onnx",
-                     "visual.fp16.onnx", "visual.onnx", "vocab.txt"]
+    assert names == ["model.yaml", "preprocess.json",
+                     "textual.fp16.onnx", "textual.fp16.onnx.data", "textual.onnx", "textual.onnx.data",
+                     "visual.fp16.onnx", "visual.fp16.onnx.data", "visual.onnx", "visual.onnx.data", "vocab.txt"]
     preprocess = json.loads((folder / "preprocess.json").read_text())
     assert preprocess["image_size"] == 224 and preprocess["embed_dim"] == 512 and preprocess["context_length"] == 52
     metadata = yaml.safe_load((folder / "model.yaml").read_text())["metadata"]
