@@ -230,3 +230,19 @@ def test_embedding_that_search_cannot_use_is_a_500(features):
     with pytest.raises(RequestError) as caught:
         embedding_string(np.array(features, np.float32), True)
     assert caught.value.status == 500
+
+
+def test_hundreds_of_requests_through_a_runner_all_succeed(clip_server):
+    # BentoML's clients recycle their connection to a runner every 100 calls by default and
+    # fail the calls in flight then; config/bento.py raises that limit. 300 calls at
+    # concurrency 8 cross it three times.
+    body, content_type = multipart.build(
+        {"entries": json.dumps({"clip": {"textual": {"modelName": MODEL}}}), "text": "猫和狗"}
+    )
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=8)) as client:
+        def one(_):
+            return client.post(f"{clip_server.url}/predict", content=body, headers={"content-type": content_type})
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = [response.status_code for response in pool.map(one, range(300))]
+    assert statuses.count(200) == 300, {s: statuses.count(s) for s in set(statuses)}
