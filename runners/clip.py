@@ -9,7 +9,6 @@ service normalises. On CUDA the fp16 towers run (inputs and outputs stay fp32).
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ from config.bento import runner_service_config
 from config.settings import get_settings
 from runners.batching import run_grouped
 from runners.models import clip as clip_models
-from runners.onnx import choose_providers, create_session
+from runners.models import store
+from runners.onnx import Sessions, choose_providers
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -34,18 +34,12 @@ def use_fp16() -> bool:
 
 class ClipRunner:
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._sessions = Sessions(settings)
         self._fp16 = use_fp16()
 
     def _forward(self, part: str, folder: str, batch: np.ndarray) -> np.ndarray:
         # Jobs name the model's folder (one stored version, resolved by the entry service).
-        with self._lock:
-            if (folder, part) not in self._sessions:
-                path = clip_models.tower_path(Path(folder), part, self._fp16)
-                self._sessions[(folder, part)] = create_session(path, settings)
-            session = self._sessions[(folder, part)]
-        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+        return self._sessions.run(clip_models.tower_path(Path(folder), part, self._fp16), batch)
 
     @bentoml.api(
         batchable=True, max_batch_size=settings.clip_max_batch_size, max_latency_ms=settings.batch_max_latency_ms
@@ -62,8 +56,6 @@ class ClipRunner:
         return run_grouped(jobs, lambda folder, batch: self._forward("textual", folder, batch))
 
 
-# Imported models become the service's models, so `bentoml build` packs them into the Bento.
-for _index, _tag in enumerate(clip_models.stored_tags()):
-    setattr(ClipRunner, f"stored_model_{_index}", bentoml.models.BentoModel(_tag))
+store.declare_models(ClipRunner, clip_models.FAMILY)
 
 ClipRunner = bentoml.service(**runner_service_config("clip-runner", settings))(ClipRunner)

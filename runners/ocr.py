@@ -10,7 +10,6 @@ happens in the entry service (``runners.ocr_steps``).
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from config.bento import runner_service_config
 from config.settings import get_settings
 from runners.batching import run_grouped
 from runners.models import ocr as ocr_models
-from runners.onnx import create_session
+from runners.models import store
+from runners.onnx import Sessions
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -29,20 +29,7 @@ settings = get_settings()
 
 class OcrRunner:
     def __init__(self) -> None:
-        self._sessions: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def _session(self, path: str) -> Any:
-        # Jobs name the file itself (resolved once by the entry service), so a model imported
-        # again while serving cannot pair one version's recogniser with another's alphabet.
-        with self._lock:
-            if path not in self._sessions:
-                self._sessions[path] = create_session(Path(path), settings)
-            return self._sessions[path]
-
-    def _forward(self, path: str, batch: np.ndarray) -> np.ndarray:
-        session = self._session(path)
-        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+        self._sessions = Sessions(settings)
 
     @bentoml.api(
         batchable=True,
@@ -51,7 +38,7 @@ class OcrRunner:
     )
     def detect(self, jobs: list[Any]) -> list[Any]:
         """jobs: (detector path, (3, H, W) float32) -> (H, W) float32 text probability maps."""
-        return run_grouped(jobs, lambda path, batch: self._forward(path, batch)[:, 0])
+        return run_grouped(jobs, lambda path, batch: self._sessions.run(Path(path), batch)[:, 0])
 
     @bentoml.api(
         batchable=True,
@@ -63,15 +50,12 @@ class OcrRunner:
         class and its probability (all CTC decoding reads; a tiny part of the full output)."""
 
         def forward(path: str, batch: np.ndarray) -> np.ndarray:
-            logits = self._forward(path, batch)
+            logits = self._sessions.run(Path(path), batch)
             return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
 
         return run_grouped(jobs, forward)
 
 
-# Imported models become the service's models, so `bentoml build` packs them into the Bento
-# (and `bentoml containerize` into the image). Wheel-shipped models travel as packages.
-for _index, _tag in enumerate(ocr_models.stored_tags()):
-    setattr(OcrRunner, f"stored_model_{_index}", bentoml.models.BentoModel(_tag))
-
+# Wheel-shipped models travel as packages; imported ones as the service's models.
+store.declare_models(OcrRunner, ocr_models.FAMILY)
 OcrRunner = bentoml.service(**runner_service_config("ocr-runner", settings))(OcrRunner)

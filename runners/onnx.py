@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from config.settings import Settings
@@ -38,6 +40,27 @@ def create_session(path: Path, settings: Settings) -> ort.InferenceSession:
     session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     log.info("loaded %s on %s", path.name, ", ".join(session.get_providers()))
     return session
+
+
+class Sessions:
+    """One ONNX Runtime session per model file, loaded on first use, shared by a runner's APIs.
+
+    Runner jobs name the file itself (resolved once by the entry service), so a model imported
+    again while serving cannot mix one version's files with another's.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._sessions: dict[Path, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    def run(self, path: Path, batch: np.ndarray) -> np.ndarray:
+        """The first output of the model at ``path`` on ``batch``."""
+        with self._lock:
+            session = self._sessions.get(path)
+            if session is None:
+                session = self._sessions[path] = create_session(path, self._settings)
+        return session.run(None, {session.get_inputs()[0].name: batch})[0]
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -86,16 +86,3 @@ def resolve(name: str) -> ClipFiles | None:
 def available() -> list[ClipFiles]:
     """Every imported CLIP model."""
     return [files for arch in ARCHS.values() if (files := resolve(arch.served_name)) is not None]
-
-
-def stored_tags() -> list[str]:
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    tags = []
-    for arch in ARCHS.values():
-        try:
-            tags.append(str(bentoml.models.get(f"{store.store_name(FAMILY, arch.served_name)}:latest").tag))
-        except NotFound:
-            pass
-    return tags

@@ -111,7 +111,7 @@ def resolve(name: str) -> OcrFiles | None:
 
 def available() -> list[OcrFiles]:
     """Every OCR model that can be served here now."""
-    names = sorted(set(CATALOG) | set(_stored_names()))
+    names = sorted(set(CATALOG) | {name for name, _ in store.newest(FAMILY)})
     return [files for name in names if (files := resolve(name)) is not None]
 
 
@@ -132,23 +132,3 @@ def rapidocr_urls(download: RapidOcrDownload) -> dict[str, tuple[str, str]]:
     version = table["onnxruntime"][download.version]
     det, rec = version["det"][download.det_key], version["rec"][download.rec_key]
     return {"det": (det["model_dir"], det["SHA256"]), "rec": (rec["model_dir"], rec["SHA256"])}
-
-
-def stored_tags() -> list[str]:
-    """Tags of the newest stored version of every imported OCR model."""
-    return [tag for _, tag in _stored()]
-
-
-def _stored_names() -> list[str]:
-    return [name for name, _ in _stored()]
-
-
-def _stored() -> list[tuple[str, str]]:
-    import bentoml
-
-    newest: dict[str, tuple[str, str]] = {}
-    for model in sorted(bentoml.models.list(), key=lambda m: m.info.creation_time):
-        if model.info.labels.get("family") == FAMILY and "model" in model.info.labels:
-            name = model.info.metadata.get("name", model.info.labels["model"])
-            newest[model.tag.name] = (name, str(model.tag))
-    return sorted(newest.values())

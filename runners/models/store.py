@@ -24,6 +24,24 @@ def find(family: str, model_name: str) -> Path | None:
         return None
 
 
+def newest(family: str) -> list[tuple[str, str]]:
+    """(model name, tag) of the newest stored version of every model of ``family``."""
+    found: dict[str, tuple[str, str]] = {}
+    for model in sorted(bentoml.models.list(), key=lambda m: m.info.creation_time):
+        labels = model.info.labels
+        if labels.get("family") == family and "model" in labels:
+            found[model.tag.name] = (model.info.metadata.get("name", labels["model"]), str(model.tag))
+    return sorted(found.values())
+
+
+def declare_models(service_class: type, family: str) -> None:
+    """Make every stored model of ``family`` a model of the BentoML service class (call before
+    ``@bentoml.service``), so that `bentoml build` packs them into the Bento and
+    `bentoml containerize` into the image."""
+    for index, (_, tag) in enumerate(newest(family)):
+        setattr(service_class, f"stored_model_{index}", bentoml.models.BentoModel(tag))
+
+
 def save(family: str, model_name: str, files: dict[str, Path], metadata: dict[str, Any]) -> str:
     """Copy ``files`` (name in the store -> source) into a new version; return its tag."""
     labels = {"family": family, "model": re.sub(r"[^A-Za-z0-9._-]", "_", model_name)}
