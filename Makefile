@@ -15,8 +15,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Each stamp re-installs when the dependency lists change.
+# insightface pulls in OpenCV's GUI build, which shares cv2/ with the headless one rapidocr
+# needs; the headless files go in last, as in the image (config/container_setup.sh).
+HEADLESS_CV2 = $$(grep -i '^opencv-python-headless==' requirements/serve.txt)
 $(VENV)/.serve: $(BIN)/python pyproject.toml requirements/serve.txt
 	$(BIN)/python -m pip install --quiet -r requirements/serve.txt -e .
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(HEADLESS_CV2)
 	touch $@
 
 $(VENV)/.tools: $(VENV)/.serve

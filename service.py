@@ -12,13 +12,16 @@ import bentoml
 
 from adapters.app import create_app
 from adapters.clip import clip_local_models
+from adapters.face import face_local_models
 from adapters.local import LocalModels
 from adapters.ocr import ocr_local_models
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
 from runners.clip import ClipRunner
+from runners.face import FaceRunner
 from runners.models import clip as clip_models
+from runners.models import face as face_models
 from runners.models import ocr as ocr_models
 from runners.ocr import OcrRunner
 
@@ -33,6 +36,7 @@ def local_models() -> LocalModels:
     return {
         **ocr_local_models(service.ocr, ocr_models.available()),
         **clip_local_models(service.clip, clip_models.available(), settings.clip_normalize),
+        **face_local_models(service.faces, face_models.available()),
     }
 
 
@@ -46,3 +50,4 @@ class ImmichCnMl:
 
     ocr = bentoml.depends(OcrRunner)
     clip = bentoml.depends(ClipRunner)
+    faces = bentoml.depends(FaceRunner)

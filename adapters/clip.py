@@ -8,13 +8,11 @@ Chinese-CLIP reads Chinese and English alike, so it changes nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Mapping
-
-import numpy as np
 
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
+from adapters.vectors import vector_string
 from runners.clip_steps import Tokenizer, image_input
 from runners.models.clip import ClipFiles
 
@@ -28,7 +26,7 @@ class ClipVisual:
             raise RequestError(400, "clip visual needs an image")
         pixels = await asyncio.to_thread(image_input, inputs.image, self.files.image_size)
         [features] = runner_results(await self.runner.to_async.encode_image([(str(self.files.folder), pixels)]))
-        return embedding_string(features, self.normalize)
+        return vector_string(features, self.normalize, "CLIP")
 
 
 class ClipTextual:
@@ -41,18 +39,7 @@ class ClipTextual:
             raise RequestError(400, "clip textual needs text")
         tokens = await asyncio.to_thread(self.tokenizer, inputs.text)  # long texts take a while
         [features] = runner_results(await self.runner.to_async.encode_text([(str(self.files.folder), tokens)]))
-        return embedding_string(features, self.normalize)
-
-
-def embedding_string(features: np.ndarray, normalize: bool) -> str:
-    vector = np.asarray(features, np.float64)  # float64: no overflow or underflow in the norm
-    norm = float(np.linalg.norm(vector))
-    if not np.all(np.isfinite(vector)) or not np.isfinite(norm) or norm == 0.0:
-        # Immich would store it and every cosine distance to it would be NaN.
-        raise RequestError(500, "the CLIP model returned an embedding that is zero or not finite")
-    if normalize:
-        vector = vector / norm
-    return json.dumps(vector.astype(np.float32).tolist(), separators=(",", ":"))
+        return vector_string(features, self.normalize, "CLIP")
 
 
 def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:

@@ -21,8 +21,9 @@ from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, TaskOutput, runner_results
 from runners.models.ocr import OcrFiles
 from runners.ocr_steps import (
-    Decoder, Lines, detector_input, find_lines, flatten, line_crops, recogniser_input, to_bgr,
+    Decoder, Lines, detector_input, find_lines, line_crops, recogniser_input,
 )
+from runners.pixels import flatten, to_bgr
 
 log = logging.getLogger(__name__)
 

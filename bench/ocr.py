@@ -22,7 +22,8 @@ from adapters.images import ImageLimits, decode_image
 from config.settings import Settings
 from runners.batching import run_grouped
 from runners.models.ocr import resolve
-from runners.ocr_steps import Decoder, detector_input, find_lines, line_crops, recogniser_input, to_bgr
+from runners.ocr_steps import Decoder, detector_input, find_lines, line_crops, recogniser_input
+from runners.pixels import to_bgr
 from runners.onnx import create_session
 from tests.support import multipart
 from tests.support.bento_server import BentoServer

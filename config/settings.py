@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     # "auto": the fp16 towers on CUDA, fp32 on CPU (where fp16 is slower, not faster).
     clip_fp16: str = Field("auto", pattern="^(auto|true|false)$", validation_alias=_env("CLIP_FP16"))
 
+    # --- faces ---------------------------------------------------------------------------
+    # Images, from any requests, in one detection call (same-sized inputs share a pass when the
+    # detector's graph takes a batch; see README "Faces").
+    face_det_max_batch_size: int = Field(8, ge=2, validation_alias=_env("FACE_DET_MAX_BATCH_SIZE"))
+    # Aligned faces, from any requests, in one recognition pass. BentoML needs at least 2; the
+    # stock server's 1 is taken as 2.
+    face_max_batch_size: int = Field(
+        32, ge=1,
+        validation_alias=_env("FACE_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__FACIAL_RECOGNITION"),
+    )
+
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
     max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))

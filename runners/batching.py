@@ -45,3 +45,19 @@ def run_grouped(jobs: Sequence[Job], forward: Callable[[str, np.ndarray], np.nda
         for i, output in zip(indices, outputs):
             results[i] = output
     return results
+
+
+def unstack(outputs: Sequence[np.ndarray], count: int) -> list[list[np.ndarray]]:
+    """Split a pass over ``count`` images into each image's outputs, shaped as a pass over
+    that image alone would give them.
+
+    Every output holds the images one after another on its first axis: ``[B, n, C]`` for a
+    model with a batch axis, ``[B*n, C]`` for one that flattens its batch into rows (stock
+    SCRFD detectors do). Either way, image ``j`` is the ``j``-th of ``count`` equal slices.
+    """
+    slices = []
+    for output in outputs:
+        if output.shape[0] % count:
+            raise RuntimeError(f"an output of shape {output.shape} does not split into {count} images")
+        slices.append(output.reshape(count, output.shape[0] // count, *output.shape[1:]))
+    return [[output[j] for output in slices] for j in range(count)]

@@ -41,32 +41,6 @@ class Lines:
         return cls(image, np.zeros((0, 4, 2), np.float32), np.zeros(0, np.float32))
 
 
-def flatten(image: Image.Image) -> Image.Image:
-    """The image as 8-bit RGB the way a reader sees it.
-
-    ``convert("RGB")`` alone would clip 16-bit and float greys to white, and drop alpha so that
-    black text on a transparent background turns black on black: those are scaled to 8 bits,
-    and transparency is laid on white.
-    """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, np.float64)
-        span = pixels.max() - pixels.min()
-        scaled = (pixels - pixels.min()) * (255.0 / span) if span > 0 else np.zeros_like(pixels)
-        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def to_bgr(rgb: Image.Image) -> np.ndarray:
-    """PaddleOCR models read BGR."""
-    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
-
-
 def detector_input(rgb: Image.Image, max_resolution: int) -> np.ndarray | None:
     """(3, H, W) float32 for the DB detector from a ``flatten``ed image, or None for an image
     too small to read."""

@@ -54,13 +54,26 @@ class Sessions:
         self._sessions: dict[Path, ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
-    def run(self, path: Path, batch: np.ndarray) -> np.ndarray:
-        """The first output of the model at ``path`` on ``batch``."""
+    def get(self, path: Path) -> ort.InferenceSession:
         with self._lock:
             session = self._sessions.get(path)
             if session is None:
                 session = self._sessions[path] = create_session(path, self._settings)
-        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+        return session
+
+    def takes_batches(self, path: Path) -> bool:
+        """Whether the model's first input leaves its batch axis free (``runners.models.batch_axis``
+        settles that at import); one that declares 1 must get one item at a time."""
+        return self.get(path).get_inputs()[0].shape[0] != 1
+
+    def run_all(self, path: Path, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output of the model at ``path`` on ``batch``, in the graph's order."""
+        session = self.get(path)
+        return session.run(None, {session.get_inputs()[0].name: batch})
+
+    def run(self, path: Path, batch: np.ndarray) -> np.ndarray:
+        """The first output of the model at ``path`` on ``batch``."""
+        return self.run_all(path, batch)[0]
 
 
 def read_metadata(path: Path) -> dict[str, str]:

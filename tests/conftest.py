@@ -130,3 +130,48 @@ def clip_server(tmp_path_factory, clip_home, upstream_stub) -> Iterator[BentoSer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def face_packs(tmp_path_factory) -> dict[str, Path]:
+    """Two fake InsightFace packs (tests/support/fake_faces.py), as a user would have them:
+    ``buffalo_l`` as a folder, its detector able to take a batch; ``antelopev2`` as a zip
+    with its files one folder down (as the real one has them), its detector one image at a
+    time. Values are the folders of the original files; ``antelopev2.zip`` lies beside them."""
+    import zipfile
+
+    from tests.support.fake_faces import build_detector, build_pack, build_recognizer
+
+    root = tmp_path_factory.mktemp("face-packs")
+    buffalo = build_pack(root / "buffalo_l")
+    antelope = root / "antelopev2"
+    antelope.mkdir()
+    build_detector(antelope / "scrfd_10g_bnkps.onnx", batched=True, fixed_batch_reshape=True)
+    build_recognizer(antelope / "glintr100.onnx", seed=1)
+    with zipfile.ZipFile(root / "antelopev2.zip", "w") as archive:
+        for path in sorted(antelope.iterdir()):
+            archive.write(path, f"antelopev2/{path.name}")
+    return {"buffalo_l": buffalo, "antelopev2": antelope}
+
+
+@pytest.fixture(scope="session")
+def face_home(tmp_path_factory, face_packs) -> Path:
+    """A BENTOML_HOME with both fake packs imported by the real command."""
+    from tests.support.models_cli import models
+
+    home = tmp_path_factory.mktemp("face-home")
+    for name, source in (("buffalo_l", face_packs["buffalo_l"]),
+                         ("antelopev2", face_packs["antelopev2"].with_suffix(".zip"))):
+        run = models(home, "import", "face", name, "--from", str(source))
+        assert run.returncode == 0, run.stderr
+    return home
+
+
+@pytest.fixture(scope="session")
+def face_server(face_home, upstream_stub) -> Iterator[BentoServer]:
+    """The real service with both fake packs imported, in front of the upstream stand-in."""
+    server = BentoServer(".", face_home, {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url}).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ import yaml
 
 from runners.models.ocr import CATALOG, package_dir
 from tests.support.bento_server import ROOT, BentoServer
+from tests.support.fake_faces import build_pack
 
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index access fails
 
@@ -33,6 +34,13 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     )
     assert imported.returncode == 0, imported.stderr
     model_tag = imported.stdout.split(" as ")[1].strip()
+    pack = build_pack(tmp_path / "pack")
+    imported = subprocess.run(
+        [sys.executable, "-m", "runners.models", "import", "face", "--from", str(pack)],
+        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True, timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr
+    face_tag = imported.stdout.split(" as ")[1].strip()
 
     env = {
         **os.environ,
@@ -57,6 +65,12 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     assert info["services"][0]["config"]["http"]["port"] == 3003
     services = {service["name"]: service for service in info["services"]}
     assert [m["tag"] for m in services["ocr-runner"]["models"]] == [model_tag]
+    assert [m["tag"] for m in services["face-runner"]["models"]] == [face_tag]
+    # The image runs config/container_setup.sh after installing the packages.
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    [script] = re.findall(r"^RUN chmod \+x (\./env/docker/script__\w+)", dockerfile, re.M)
+    assert (bento / script).read_text() == (ROOT / "config" / "container_setup.sh").read_text()
+    assert dockerfile.index("pip install -r $BENTO_PATH/env/python/requirements.txt") < dockerfile.index(script)
     assert (bento / "src" / "service.py").exists()
     assert not (bento / "src" / "tests").exists()
 
@@ -78,3 +92,11 @@ def test_bento_requirements_pin_every_project_dependency():
     name = lambda spec: re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0].lower()  # noqa: E731
     assert sorted(map(name, project)) == sorted(map(name, pinned))
     assert all("==" in spec for spec in pinned)
+
+
+def test_opencv_in_place_is_the_headless_build():
+    # insightface pulls in OpenCV's GUI build, whose cv2 needs libGL; `make` and the image's
+    # setup script leave the headless files in place instead.
+    import cv2
+
+    assert re.search(r"GUI:\s+NONE", cv2.getBuildInformation())

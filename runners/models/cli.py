@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.models import clip, ocr
+from runners.models import clip, face, ocr
 from runners.models.download import DownloadError
 
 
@@ -15,11 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every model, where it comes from, and whether it is here")
     importer = commands.add_parser("import", help="import a model into the BentoML model store")
-    importer.add_argument("family", choices=["ocr", "clip"])
-    importer.add_argument("name", help="OCR model name (PP-OCRv5_server) or Chinese-CLIP architecture (ViT-B-16)")
+    importer.add_argument("family", choices=["ocr", "clip", "face"])
+    importer.add_argument(
+        "name", nargs="?",
+        help="OCR model name (PP-OCRv5_server), Chinese-CLIP architecture (ViT-B-16) or InsightFace pack "
+        f"({', '.join(face.PACKS)}; default {face.DEFAULT_PACK})",
+    )
     importer.add_argument(
         "--from", dest="source", type=Path,
-        help="ocr: a folder holding the .onnx files; clip: a cn-clip checkpoint (.pt). No download.",
+        help="ocr: a folder holding the .onnx files; clip: a cn-clip checkpoint (.pt); "
+        "face: the pack's folder or .zip. No download.",
     )
     importer.add_argument(
         "--config", type=Path,
@@ -29,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "list":
         return _list()
+    if args.name is None:
+        if args.family != "face":
+            parser.error(f"import {args.family} needs a model name")
+        args.name = face.DEFAULT_PACK
     try:
         tag = _import(args)
     except DownloadError as exc:
-        what = "detector and recogniser .onnx files" if args.family == "ocr" else "checkpoint (.pt)"
-        where = "FOLDER" if args.family == "ocr" else "FILE"
+        what, where = _what_to_fetch(args.family, args.name)
         print(
             f"error: {exc}\nThis machine could not fetch the model. Download the {what} on a connected machine "
             f"and run:\n  python -m runners.models import {args.family} {args.name} --from {where}",
@@ -55,6 +63,10 @@ def _import(args: argparse.Namespace) -> str:
         from runners.models.ocr_import import import_ocr
 
         return import_ocr(args.name, args.source)
+    if args.family == "face":
+        from runners.models.face_import import import_face
+
+        return import_face(args.name, args.source)
     from runners.models.clip_export import import_clip
 
     return import_clip(args.name, args.source, args.config)
@@ -76,7 +88,22 @@ def _list() -> int:
     for arch in clip.ARCHS.values():
         rows.append(("clip", arch.served_name, f"import clip {arch.arch} (download or --from)",
                      stored.get(arch.served_name, "no"), f"Chinese-CLIP {arch.arch}, {arch.dim} dimensions"))
+    stored_faces = {files.name: f"model store ({files.folder})" for files in face.available()}
+    for name in [*face.PACKS, *sorted(set(stored_faces) - set(face.PACKS))]:
+        rows.append(("face", name, "import face PACK (download or --from)" if name in face.PACKS else "imported",
+                     stored_faces.get(name, "no"), face.PACKS.get(name, "InsightFace pack")))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     return 0
+
+
+def _what_to_fetch(family: str, name: str) -> tuple[str, str]:
+    """(what to download by hand, what --from then takes) when a download failed."""
+    if family == "ocr":
+        return "detector and recogniser .onnx files", "FOLDER"
+    if family == "clip":
+        return "checkpoint (.pt)", "FILE"
+    from runners.models.face_import import pack_url
+
+    return f"pack from {pack_url(name)}", "FILE.zip"

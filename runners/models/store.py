@@ -16,12 +16,18 @@ def store_name(family: str, model_name: str) -> str:
     return f"{family}-" + re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-.")
 
 
-def find(family: str, model_name: str) -> Path | None:
-    """The folder of the newest stored version, or None."""
+def get(family: str, model_name: str) -> bentoml.Model | None:
+    """The newest stored version, or None."""
     try:
-        return Path(bentoml.models.get(f"{store_name(family, model_name)}:latest").path)
+        return bentoml.models.get(f"{store_name(family, model_name)}:latest")
     except NotFound:
         return None
+
+
+def find(family: str, model_name: str) -> Path | None:
+    """The folder of the newest stored version, or None."""
+    model = get(family, model_name)
+    return None if model is None else Path(model.path)
 
 
 def newest(family: str) -> list[tuple[str, str]]:

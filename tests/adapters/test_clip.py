@@ -211,27 +211,6 @@ def test_immich_requests_sent_the_way_immich_sends_them(clip_server, reference, 
     assert cosine(vector(answer), expected) >= 0.9999
 
 
-@pytest.mark.parametrize(
-    ("features", "normalize", "expected"),
-    [([3.0, 4.0], True, [0.6, 0.8]), ([3.0, 4.0], False, [3.0, 4.0]),
-     ([3e38, 3e38], True, [2**-0.5, 2**-0.5]), ([1e-30, 0.0], True, [1.0, 0.0])],
-)
-def test_embedding_string_normalises_without_overflow(features, normalize, expected):
-    from adapters.clip import embedding_string
-
-    assert np.allclose(json.loads(embedding_string(np.array(features, np.float32), normalize)), expected)
-
-
-@pytest.mark.parametrize("features", [[0.0, 0.0], [float("nan"), 1.0], [float("inf"), 1.0]])
-def test_embedding_that_search_cannot_use_is_a_500(features):
-    from adapters.clip import embedding_string
-    from adapters.errors import RequestError
-
-    with pytest.raises(RequestError) as caught:
-        embedding_string(np.array(features, np.float32), True)
-    assert caught.value.status == 500
-
-
 def test_hundreds_of_requests_through_a_runner_all_succeed(clip_server):
     # BentoML's clients recycle their connection to a runner every 100 calls by default and
     # fail the calls in flight then; config/bento.py raises that limit. 300 calls at

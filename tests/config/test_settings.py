@@ -30,6 +30,12 @@ def test_stock_immich_names_are_honoured(monkeypatch):
     assert (settings.workers, settings.port, settings.log_level) == (3, 3100, "verbose")
 
 
+def test_face_batch_size_reads_the_stock_name(monkeypatch):
+    assert Settings().face_max_batch_size == 32
+    monkeypatch.setenv("MACHINE_LEARNING_MAX_BATCH_SIZE__FACIAL_RECOGNITION", "1")
+    assert Settings().face_max_batch_size == 1  # the runner takes it as 2 (BentoML's least)
+
+
 def test_our_name_wins_over_the_stock_one(monkeypatch):
     monkeypatch.setenv("MACHINE_LEARNING_WORKERS", "3")
     monkeypatch.setenv("IMMICH_CN_ML_WORKERS", "2")
@@ -55,6 +61,8 @@ def test_aliases_are_json(monkeypatch):
         ("IMMICH_CN_ML_MAX_IMAGE_PIXELS", "0"),
         ("IMMICH_CN_ML_LOG_LEVEL", "loud"),
         ("IMMICH_CN_ML_UPSTREAM_TIMEOUT", "900"),  # longer than the whole request may take
+        ("IMMICH_CN_ML_FACE_DET_MAX_BATCH_SIZE", "1"),  # BentoML batches at least 2
+        ("MACHINE_LEARNING_MAX_BATCH_SIZE__FACIAL_RECOGNITION", "0"),
     ],
 )
 def test_bad_values_fail_at_start_with_the_name(monkeypatch, name, value):

@@ -11,8 +11,8 @@ from runners.ocr_steps import (
     find_lines,
     line_crops,
     recogniser_input,
-    to_bgr,
 )
+from runners.pixels import to_bgr
 
 
 def test_detector_input_scales_the_shorter_side_to_max_resolution_in_steps_of_32():
@@ -82,25 +82,6 @@ def test_decoder_collapses_repeats_and_drops_blanks():
     text, score = decoder(indices, probabilities)
     assert text == "甲甲乙 丙"
     assert abs(score - np.mean([0.9, 0.8, 0.7, 0.6, 1.0])) < 1e-4
-
-
-def test_flatten_keeps_text_readable_in_every_mode():
-    from runners.ocr_steps import flatten
-
-    grey = np.full((40, 80), 250, np.uint8)
-    grey[10:30, 10:70] = 10  # dark "text" on light ground
-    cases = {
-        "L": Image.fromarray(grey),
-        "I;16": Image.fromarray(grey.astype(np.uint16) * 257),
-        "F": Image.fromarray(grey.astype(np.float32) / 255),
-        # black text on a transparent ground: alpha carries the text
-        "RGBA": Image.fromarray(np.dstack([np.zeros((40, 80, 3), np.uint8), 255 - grey])),
-        "P": Image.fromarray(grey).convert("P"),
-    }
-    for mode, image in cases.items():
-        rgb = np.asarray(flatten(image))
-        assert rgb.shape == (40, 80, 3), mode
-        assert rgb[20, 40].max() < 60 and rgb[2, 2].min() > 200, mode  # dark text, light ground
 
 
 def test_nan_probabilities_find_nothing():

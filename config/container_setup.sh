@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run by `bentoml containerize` after the Bento's Python packages are installed
+# (bentofile.yaml: docker.setup_script).
+#
+# insightface requires opencv-python (the GUI build), rapidocr opencv-python-headless. Both
+# unpack into the same cv2/ folder, and whichever was installed last owns it; the GUI build
+# needs libGL and friends, which slim images lack. Put the headless build's files in place,
+# at the version requirements/serve.txt pins. `make` does the same in .venv.
+set -euxo pipefail
+headless=$(grep -i '^opencv-python-headless==' "$BENTO_PATH/env/python/requirements.txt")
+uv pip install --reinstall --no-deps "$headless"
+python -c 'import cv2, re; assert re.search(r"GUI:\s+NONE", cv2.getBuildInformation()), "cv2 is not the headless build"'

@@ -1,0 +1,77 @@
+"""The face runner's APIs, called in-process: each job gets the outputs a pass over it alone gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from runners.batching import Failure
+from runners.face import FaceRunner
+from runners.models.batch_axis import settle_batch_axis
+from tests.support.fake_faces import build_detector, build_recognizer
+
+
+def blob(shape):
+    return lambda seed: np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Detectors as an import stores them: one whose axis is free, one that takes one image."""
+    root = tmp_path_factory.mktemp("runner-models")
+    paths = {}
+    for name, options in (("stacks", {}), ("one-at-a-time", {"batched": True, "fixed_batch_reshape": True})):
+        build_detector(root / f"{name}.src.onnx", **options)
+        settle_batch_axis(root / f"{name}.src.onnx", root / f"{name}.onnx", blob((3, 640, 640)))
+        paths[name] = str(root / f"{name}.onnx")
+    build_recognizer(root / "rec.onnx")
+    paths["rec"] = str(root / "rec.onnx")
+    return paths
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    instance = FaceRunner.inner()
+    passes = []
+    run_all = instance._sessions.run_all
+
+    def counted(path, batch):
+        passes.append((path.stem, len(batch)))
+        return run_all(path, batch)
+
+    monkeypatch.setattr(instance._sessions, "run_all", counted)
+    instance.passes = passes
+    return instance
+
+
+def alone(path, item):
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: item[None]})
+
+
+def test_detect_gives_each_image_its_own_outputs_stacked_or_one_by_one(runner, models):
+    jobs = [(models[name], blob((3, 640, 640))(seed)) for seed, name in
+            enumerate(["stacks", "one-at-a-time", "stacks", "one-at-a-time", "stacks"])]
+    results = runner.detect(jobs)
+    assert len(results) == len(jobs)
+    for (path, item), outputs in zip(jobs, results):
+        want = alone(path, item)
+        assert len(outputs) == 9
+        assert all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(outputs, want))
+    assert sorted(runner.passes) == [("one-at-a-time", 1), ("one-at-a-time", 1), ("stacks", 3)]
+
+
+def test_embed_gives_each_face_its_own_vector_in_one_pass(runner, models):
+    jobs = [(models["rec"], blob((3, 112, 112))(seed)) for seed in range(5)]
+    results = runner.embed(jobs)
+    assert [r.shape for r in results] == [(512,)] * 5
+    for (path, item), vector in zip(jobs, results):
+        assert np.allclose(vector, alone(path, item)[0][0], atol=1e-5)
+    assert runner.passes == [("rec", 5)]
+
+
+def test_a_missing_model_fails_only_its_own_jobs(runner, models, tmp_path):
+    jobs = [(str(tmp_path / "gone.onnx"), blob((3, 112, 112))(0)), (models["rec"], blob((3, 112, 112))(1))]
+    missing, fine = runner.embed(jobs)
+    assert isinstance(missing, Failure) and fine.shape == (512,)
