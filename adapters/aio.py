@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import threading
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
-
-# The event loop that handed the current thread its work (see ``in_thread``).
-_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.ContextVar("immich_cn_ml_loop")
 
 
 async def concurrently(*awaitables: Awaitable[Any]) -> list[Any]:
@@ -28,25 +28,71 @@ async def concurrently(*awaitables: Awaitable[Any]) -> list[Any]:
         raise
 
 
+@dataclass
+class _Bridge:
+    """What a thread started by ``in_thread`` needs to run coroutines on its caller's loop."""
+
+    loop: asyncio.AbstractEventLoop
+    pending: set[concurrent.futures.Future[Any]] = field(default_factory=set)
+    cancelled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            for future in self.pending:
+                future.cancel()
+
+
+_BRIDGE: contextvars.ContextVar[_Bridge] = contextvars.ContextVar("immich_cn_ml_bridge")
+
+
 async def in_thread(executor: Executor, function: Callable[..., T], *args: Any) -> T:
     """Run ``function(*args)`` on one of ``executor``'s threads, from which ``wait_for`` may
     run coroutines on this loop.
 
     For library code that calls back into ours synchronously in the middle of its work
     (insightface calls a session's ``run`` inside its detection): the callback waits for a
-    runner call made on the loop, while the loop itself never blocks.
+    runner call made on the loop, while the loop itself never blocks. Cancelling the caller
+    cancels the coroutines the thread waits for, so an abandoned request frees its thread and
+    its runner call at once.
     """
-    loop = asyncio.get_running_loop()
+    bridge = _Bridge(asyncio.get_running_loop())
     context = contextvars.copy_context()
-    context.run(_LOOP.set, loop)
-    return await loop.run_in_executor(executor, context.run, function, *args)
+    context.run(_BRIDGE.set, bridge)
+    try:
+        return await bridge.loop.run_in_executor(executor, context.run, function, *args)
+    except asyncio.CancelledError:
+        bridge.cancel()
+        raise
 
 
 def wait_for(coroutine: Coroutine[Any, Any, T]) -> T:
-    """From a thread started by ``in_thread``: run ``coroutine`` on its loop, wait for the result."""
-    try:
-        loop = _LOOP.get()
-    except LookupError:
+    """From a thread started by ``in_thread``: run ``coroutine`` on its loop, wait for the result.
+
+    Raises ``concurrent.futures.CancelledError`` when the caller of ``in_thread`` was cancelled.
+    """
+    bridge = _BRIDGE.get(None)
+    if bridge is None or _on_a_loop():
         coroutine.close()
-        raise RuntimeError("wait_for runs only on a thread started by in_thread") from None
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+        raise RuntimeError("wait_for runs only on a thread started by in_thread (it would block an event loop)")
+    with bridge.lock:
+        if bridge.cancelled:
+            coroutine.close()
+            raise concurrent.futures.CancelledError()
+        future = asyncio.run_coroutine_threadsafe(coroutine, bridge.loop)
+        bridge.pending.add(future)
+    try:
+        return future.result()
+    finally:
+        with bridge.lock:
+            bridge.pending.discard(future)
+
+
+def _on_a_loop() -> bool:
+    # The loop-side task inherits the thread's context; waiting there would deadlock the loop.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

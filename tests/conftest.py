@@ -169,8 +169,10 @@ def face_home(tmp_path_factory, face_packs) -> Path:
 
 @pytest.fixture(scope="session")
 def face_server(face_home, upstream_stub) -> Iterator[BentoServer]:
-    """The real service with both fake packs imported, in front of the upstream stand-in."""
-    server = BentoServer(".", face_home, {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url}).start()
+    """The real service with both fake packs imported, in front of the upstream stand-in.
+    Recognition passes hold at most 8 faces, so an image with more is split across passes."""
+    env = {**LIMITS, "IMMICH_CN_ML_UPSTREAM_URL": upstream_stub.url, "IMMICH_CN_ML_FACE_MAX_BATCH_SIZE": "8"}
+    server = BentoServer(".", face_home, env).start()
     try:
         yield server
     finally:

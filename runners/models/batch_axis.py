@@ -9,6 +9,10 @@ declares a free axis may still mix its items up (a Reshape that names batch 1).
 So at import the axis is freed, and a batch of two different inputs is run against two single
 passes. The stored file declares a free axis only if each item of the batch came out as it
 did alone; otherwise it declares 1.
+
+The split (``runners.batching.unstack``) assumes every item has the same number of rows in
+each output, which holds for the models this serves (SCRFD: one row per anchor; ArcFace: one
+per face). A graph whose row count depends on its input (NMS inside it) is not for this.
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ def settle_batch_axis(source: Path, dest: Path, sample: Callable[[int], np.ndarr
         raise ValueError(f"{source.name} does not run on an input of shape {[1, *items[0].shape]}: {exc}") from exc
 
     original = onnx.load(str(source))
-    already_free = not _first_input(original).type.tensor_type.shape.dim[0].HasField("dim_value")
+    dims = _first_input(original).type.tensor_type.shape.dim
+    if not dims:
+        raise ValueError(f"{source.name} does not declare its input's shape")
+    already_free = not dims[0].HasField("dim_value")
     free = _with_first_dim(onnx.load(str(source)), None)
     try:
         stacked = unstack(_run(_session(free.SerializeToString()), np.stack(items)), len(items))

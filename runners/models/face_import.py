@@ -56,12 +56,14 @@ def import_face(name: str, source: Path | None) -> str:
             origin = {"source": "download", "url": url, "archive_sha256": _sha256(source)}
         else:
             origin = {"source": f"{'zip' if source.is_file() else 'folder'} {source.resolve()}"}
-        detector, recognizer = identify(_onnx_files(source, work / "unpacked"))
+        files = _onnx_files(source, work / "unpacked")
+        detector, recognizer = identify(files, root=source if source.is_dir() else work / "unpacked")
         return _store(name, detector, recognizer, origin, work)
 
 
-def identify(files: list[Path]) -> tuple[Path, Path]:
-    """The pack's detector and recogniser, as insightface's model zoo routes them."""
+def identify(files: list[Path], root: Path) -> tuple[Path, Path]:
+    """The pack's detector and recogniser, as insightface's model zoo routes them. ``root``
+    only shortens the names in messages."""
     from insightface.model_zoo import get_model
 
     found: dict[str, list[tuple[Path, Any]]] = {}
@@ -76,22 +78,26 @@ def identify(files: list[Path]) -> tuple[Path, Path]:
         if task is not None:
             found.setdefault(task, []).append((path, model))
 
-    names = ", ".join(path.name for path in files)
+    def named(paths: list[Path]) -> list[str]:
+        return [str(path.relative_to(root)) if path.is_relative_to(root) else path.name for path in paths]
+
     detectors, recognizers = found.get("detection", []), found.get("recognition", [])
     if len(detectors) != 1 or len(recognizers) != 1:
         raise ModelImportError(
-            f"a pack needs exactly one face detector and one recogniser; among {names} insightface found "
-            f"{len(detectors)} detector(s) {[p.name for p, _ in detectors]} and "
-            f"{len(recognizers)} recogniser(s) {[p.name for p, _ in recognizers]}"
+            f"a pack needs exactly one face detector and one recogniser; among {', '.join(named(files))} "
+            f"insightface found {len(detectors)} detector(s) {named([p for p, _ in detectors])} and "
+            f"{len(recognizers)} recogniser(s) {named([p for p, _ in recognizers])}"
         )
-    (det_path, det), (rec_path, rec) = detectors[0], recognizers[0]
+    (det_path, det), (rec_path, _) = detectors[0], recognizers[0]
     if not getattr(det, "use_kps", False):
         raise ModelImportError(
             f"{det_path.name} finds faces without landmarks; recognition needs the five landmarks to align a face"
         )
-    dim = rec.output_shape[-1]
-    if dim != EMBEDDING_DIM:
-        raise ModelImportError(f"{rec_path.name} gives {dim}-d embeddings; Immich stores {EMBEDDING_DIM}-d face embeddings")
+    try:  # insightface's own decoding must make sense of the detector's outputs
+        det.prepare(0, input_size=(PROBE_SIZE, PROBE_SIZE))
+        det.detect(np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.uint8), det_thresh=0.5)
+    except Exception as exc:
+        raise ModelImportError(f"insightface cannot decode what {det_path.name} outputs: {type(exc).__name__}: {exc}") from exc
     return det_path, rec_path
 
 
@@ -99,7 +105,8 @@ def _onnx_files(source: Path, unpacked: Path) -> list[Path]:
     """Every .onnx file of the pack. Zips are searched whole, since some (antelopev2) hold
     their files one folder down."""
     if source.is_dir():
-        files = sorted(source.rglob("*.onnx"))
+        # ".onnx" as insightface's model_zoo wants it (it takes other names for pack names).
+        files = _distinct(sorted(path for path in source.rglob("*.onnx") if path.is_file()))
     elif zipfile.is_zipfile(source):
         files = _extract_onnx(source, unpacked)
     elif source.exists():
@@ -111,12 +118,21 @@ def _onnx_files(source: Path, unpacked: Path) -> list[Path]:
     return files
 
 
+def _distinct(files: list[Path]) -> list[Path]:
+    """Each file once: a pack folder 'fixed' by copying antelopev2's nested files up a level
+    holds every model twice."""
+    seen: dict[str, Path] = {}
+    for path in sorted(files, key=lambda p: (len(p.parts), p)):  # the shallowest copy wins
+        seen.setdefault(_sha256(path), path)
+    return sorted(seen.values())
+
+
 def _extract_onnx(archive: Path, dest: Path) -> list[Path]:
     dest.mkdir(parents=True)
     files = []
     with zipfile.ZipFile(archive) as zf:
         for member in zf.infolist():
-            if member.is_dir() or not member.filename.lower().endswith(".onnx"):
+            if member.is_dir() or not member.filename.endswith(".onnx"):
                 continue
             # The member's own name only: a path in a zip must not write outside dest.
             target = dest / Path(member.filename).name
@@ -140,7 +156,14 @@ def _store(name: str, detector: Path, recognizer: Path, origin: dict[str, str], 
 
     det_out, rec_out = work / DETECTOR, work / RECOGNIZER
     det_batches = settle_batch_axis(detector, det_out, sample((3, height, width)))
-    rec_batches = settle_batch_axis(recognizer, rec_out, sample((3, rec_input[2], rec_input[3])))
+    face = sample((3, rec_input[2], rec_input[3]))
+    rec_batches = settle_batch_axis(recognizer, rec_out, face)
+    session = ort.InferenceSession(str(rec_out), providers=["CPUExecutionProvider"])
+    shapes = [output.shape for output in session.run(None, {session.get_inputs()[0].name: face(0)[None]})]
+    if shapes != [(1, EMBEDDING_DIM)]:  # what the graph does, not what it declares
+        raise ModelImportError(
+            f"{recognizer.name} gives {shapes} for one face; Immich stores {EMBEDDING_DIM} floats a face"
+        )
     log.info("%s: detector takes %s, recogniser takes %s", name,
              "batches" if det_batches else "one image at a time", "batches" if rec_batches else "one face at a time")
     metadata = {
@@ -148,8 +171,11 @@ def _store(name: str, detector: Path, recognizer: Path, origin: dict[str, str], 
         **origin,
         "detector_file": detector.name,
         "recognizer_file": recognizer.name,
-        "detector_sha256": _sha256(detector),
-        "recognizer_sha256": _sha256(recognizer),
+        # The pack's files, and the stored ones (which differ where the batch axis was freed).
+        "detector_source_sha256": _sha256(detector),
+        "recognizer_source_sha256": _sha256(recognizer),
+        "detector_sha256": _sha256(det_out),
+        "recognizer_sha256": _sha256(rec_out),
         "detector_batches": det_batches,
         "recognizer_batches": rec_batches,
         "detector_io": _io(det_out),

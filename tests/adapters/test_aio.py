@@ -52,3 +52,60 @@ def test_wait_for_outside_in_thread_is_a_clear_error():
 
     with pytest.raises(RuntimeError, match="only on a thread started by in_thread"):
         wait_for(nothing())
+
+
+def test_cancelling_the_caller_cancels_what_its_thread_waits_for():
+    events = []
+
+    async def slow_runner_call():
+        try:
+            await asyncio.sleep(5)
+            events.append("runner finished")
+        except asyncio.CancelledError:
+            events.append("runner call cancelled")
+            raise
+
+    def work():
+        try:
+            wait_for(slow_runner_call())
+        except BaseException as exc:
+            events.append(f"thread got {type(exc).__name__}")
+            raise
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            task = asyncio.ensure_future(in_thread(pool, work))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            started = loop.time()
+            # The thread is free again at once: the next job runs without waiting 5 s.
+            assert await in_thread(pool, lambda: "next") == "next"
+            return loop.time() - started
+
+    loop = asyncio.new_event_loop()
+    try:
+        waited = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert waited < 1
+    assert sorted(events) == ["runner call cancelled", "thread got CancelledError"]
+
+
+def test_wait_for_refuses_to_block_an_event_loop():
+    async def inner():
+        return 1
+
+    async def loop_side():
+        return wait_for(inner())  # would deadlock: this runs on the loop
+
+    def work():
+        return wait_for(loop_side())
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(RuntimeError, match="would block an event loop"):
+                await in_thread(pool, work)
+
+    asyncio.run(main())

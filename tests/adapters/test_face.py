@@ -88,10 +88,14 @@ def test_no_face_is_an_empty_list(face_server, references):
 
 
 def test_twenty_five_faces_in_one_image(face_server, references):
+    # More faces than a recognition pass holds (8 on this server): BentoML splits the call.
+    before = batch_sizes(face_server.url, "embed")
     image = encode(faces_image(1440, 1080, grid_centres(1440, 1080, 5, 5, 120), 50, seed=6))
     answer = faces_of(face_server, image)
     assert len(answer) == 25
     assert_same_faces(answer, references["buffalo_l"].faces(image, 0.7))
+    batches = batch_sizes(face_server.url, "embed")[0] - before[0]
+    assert batches >= 4, batches
 
 
 def test_min_score_drops_fainter_faces(face_server, references):
@@ -155,9 +159,11 @@ def test_concurrent_requests_each_get_their_own_faces_and_batches_form(face_serv
         assert_same_faces(response.json()["facial-recognition"], references[pack].faces(image, 0.7))
 
     for api in ("detect", "embed"):
+        # BentoML counts calls, and the parts of a call it split to fit a batch (recognition
+        # holds 8 faces here), so every request is at least one.
         batches, calls, singles = (a - b for a, b in zip(batch_sizes(face_server.url, api), before[api]))
-        assert calls == 32 and batches < calls, (api, batches, calls)  # some batch held several requests
-        assert singles < batches, (api, singles, batches)
+        assert calls >= 32, (api, calls)
+        assert singles < batches, (api, singles, batches)  # some batch held several requests' inputs
 
 
 def test_immich_request_sent_the_way_immich_sends_it(face_server, references, tmp_path):

@@ -36,8 +36,10 @@ def test_a_jpeg_decodes_as_opencv_decodes_it():
 
     import cv2
 
-    out = io.BytesIO()
-    Image.effect_noise((640, 480), 60).convert("RGB").save(out, "JPEG", quality=80)
-    data = out.getvalue()
-    ours = to_bgr(flatten(Image.open(io.BytesIO(data))))
-    assert np.array_equal(ours, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    colour = Image.merge("RGB", [Image.effect_noise((640, 480), sigma) for sigma in (20, 60, 100)])
+    for subsampling in (2, 0):  # 4:2:0, as Immich writes previews, and 4:4:4
+        out = io.BytesIO()
+        colour.save(out, "JPEG", quality=80, subsampling=subsampling)
+        data = out.getvalue()
+        ours = to_bgr(flatten(Image.open(io.BytesIO(data))))
+        assert np.array_equal(ours, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)), subsampling

@@ -2,22 +2,20 @@
 
 It is set up as Immich's reference service sets up its models: detection at 640x640 (one
 scale, not FaceAnalysis's default two) with ``det_thresh`` = the request's ``minScore``, then
-ArcFace on every face. Images are decoded as the service decodes them (Pillow, then BGR);
-a test in tests/runners/test_pixels.py holds that equal to OpenCV's decoding for JPEG.
+ArcFace on every face. Images are decoded as the reference decodes them (``cv2.imdecode``),
+not by the service's own code. (Only transparency differs: the service lays it on white, as
+for OCR, where OpenCV drops the alpha channel; the test images are opaque.)
 """
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
-from PIL import Image
-
-from runners.pixels import flatten, to_bgr
 
 
 class Reference:
@@ -32,7 +30,7 @@ class Reference:
         if min_score != self._threshold:
             self._app.prepare(ctx_id=0, det_thresh=min_score, det_size=(640, 640))
             self._threshold = min_score
-        bgr = to_bgr(flatten(Image.open(io.BytesIO(data))))
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # scikit-image, on every alignment
             found = self._app.get(bgr)

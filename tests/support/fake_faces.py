@@ -47,7 +47,7 @@ def _save(nodes, name, inputs, outputs, initializers, path: Path) -> Path:
 
 
 def build_detector(path: Path, *, half_box: float = 80.0, batched: bool = False,
-                   fixed_batch_reshape: bool = False, keypoints: bool = True) -> Path:
+                   fixed_batch_reshape: bool = False, keypoints: bool = True, anchors: int = 2) -> Path:
     """SCRFD's signature: ``input.1 [1,3,H,W]`` -> score_8/16/32, bbox_8/16/32, kps_8/16/32.
 
     score = sigmoid(10 * (avgpool_s(R - (G+B)/2) - 1.5)) on the blob ((px - 127.5)/128, RGB):
@@ -56,6 +56,7 @@ def build_detector(path: Path, *, half_box: float = 80.0, batched: bool = False,
     ``fixed_batch_reshape``: the outputs' reshape names batch 1 outright, as some exports do,
     so the graph cannot take a batch of images.
     ``keypoints=False``: six outputs, no landmarks (an SCRFD insightface loads but nothing can align).
+    ``anchors=1``: one row a cell, where insightface's decoding expects two.
     """
     nodes = [h.make_node("Conv", ["input.1", "redness_w"], ["red"])]
     inits = [nh.from_array(np.array([1, -0.5, -0.5], np.float32).reshape(1, 3, 1, 1), "redness_w"),
@@ -78,7 +79,7 @@ def build_detector(path: Path, *, half_box: float = 80.0, batched: bool = False,
             shape = [1, -1, width] if batched and fixed_batch_reshape else [0, -1, width] if batched else [-1, width]
             inits.append(nh.from_array(np.array(shape, np.int64), p + kind + "_shape"))
             nodes += [h.make_node("Transpose", [p + kind + "_map"], [p + kind + "_t"], perm=[0, 2, 3, 1]),
-                      h.make_node("Concat", [p + kind + "_t"] * 2, [p + kind + "_2"], axis=3),  # two anchors
+                      h.make_node("Concat", [p + kind + "_t"] * anchors, [p + kind + "_2"], axis=3),  # anchors
                       h.make_node("Reshape", [p + kind + "_2", p + kind + "_shape"], [f"{kind}_{stride}"])]
             dims = [1, f"n{stride}", width] if batched else [f"n{stride}", width]
             outputs.setdefault(kind, []).append(h.make_tensor_value_info(f"{kind}_{stride}", TensorProto.FLOAT, dims))
@@ -86,10 +87,11 @@ def build_detector(path: Path, *, half_box: float = 80.0, batched: bool = False,
     return _save(nodes, "fake_scrfd", [image], outputs["score"] + outputs["bbox"] + outputs.get("kps", []), inits, path)
 
 
-def build_recognizer(path: Path, *, dim: int = 512, seed: int = 0) -> Path:
+def build_recognizer(path: Path, *, dim: int = 512, seed: int = 0, flat: bool = False) -> Path:
     """ArcFace's signature: ``input.1 [N,3,112,112]`` -> ``fc1 [N,dim]``.
 
     Its nodes are unnamed, so ArcFaceONNX's name sniffing keeps mean = std = 127.5.
+    ``flat``: the output is flattened to ``[N*dim]``, a graph whose declared size says nothing.
     """
     rng = np.random.default_rng(seed)
     inits = [nh.from_array((rng.standard_normal((16, 3, 8, 8)) * 0.1).astype(np.float32), "cw"),
@@ -99,9 +101,12 @@ def build_recognizer(path: Path, *, dim: int = 512, seed: int = 0) -> Path:
     nodes = [h.make_node("Conv", ["input.1", "cw", "cb"], ["c"], kernel_shape=[8, 8], strides=[8, 8]),
              h.make_node("Relu", ["c"], ["r"]), h.make_node("GlobalAveragePool", ["r"], ["g"]),
              h.make_node("Flatten", ["g"], ["f"], axis=1),
-             h.make_node("Gemm", ["f", "fw", "fb"], ["fc1"], transB=1)]
+             h.make_node("Gemm", ["f", "fw", "fb"], ["fc1" if not flat else "g2"], transB=1)]
+    if flat:
+        inits.append(nh.from_array(np.array([-1], np.int64), "flat"))
+        nodes.append(h.make_node("Reshape", ["g2", "flat"], ["fc1"]))
     image = h.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])
-    features = h.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", dim])
+    features = h.make_tensor_value_info("fc1", TensorProto.FLOAT, ["rows"] if flat else ["N", dim])
     return _save(nodes, "fake_arcface", [image], [features], inits, path)
 
 

@@ -4,6 +4,7 @@ be downloaded here; tests/support/fake_faces.py builds files with their signatur
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import bentoml
 import onnxruntime as ort
@@ -104,14 +105,17 @@ def _empty_folder(tmp_path):
     [
         (lambda t: _pack_without(t, "det_10g.onnx"), "found 0 detector(s) [] and 1 recogniser(s)"),
         (lambda t: _pack_without(t, "w600k_r50.onnx"), "and 0 recogniser(s)"),
-        (lambda t: _pack_with(t, **{"det_2.5g.onnx": build_detector}), "found 2 detector(s)"),
+        (lambda t: _pack_with(t, **{"det_2.5g.onnx": lambda p: build_detector(p, half_box=60)}), "found 2 detector(s)"),
         (lambda t: _pack_with(t, **{"det_10g.onnx": lambda p: build_detector(p, keypoints=False)}), "without landmarks"),
-        (lambda t: _pack_with(t, **{"w600k_r50.onnx": lambda p: build_recognizer(p, dim=128)}), "gives 128-d embeddings"),
+        (lambda t: _pack_with(t, **{"w600k_r50.onnx": lambda p: build_recognizer(p, dim=128)}), "gives [(1, 128)] for one face"),
+        (lambda t: _pack_with(t, **{"w600k_r50.onnx": lambda p: build_recognizer(p, flat=True)}), "gives [(512,)] for one face"),
+        (lambda t: _pack_with(t, **{"det_10g.onnx": lambda p: build_detector(p, anchors=1)}), "insightface cannot decode"),
         (lambda t: t / "missing", "does not exist"),
         (_text_file, "neither a folder nor a zip"),
         (_empty_folder, "holds no .onnx files"),
     ],
-    ids=["no-detector", "no-recogniser", "two-detectors", "no-landmarks", "not-512", "missing", "not-a-zip", "empty"],
+    ids=["no-detector", "no-recogniser", "two-detectors", "no-landmarks", "not-512", "flat-output", "one-anchor",
+         "missing", "not-a-zip", "empty"],
 )
 def test_packs_that_cannot_be_served_are_refused_with_the_reason(tmp_path, source, message):
     run = models(tmp_path / "home", "import", "face", "buffalo_l", "--from", str(source(tmp_path)))
@@ -119,6 +123,36 @@ def test_packs_that_cannot_be_served_are_refused_with_the_reason(tmp_path, sourc
     assert message in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "home" / "models" / "face-buffalo_l").exists()  # nothing half-stored
+
+
+def test_a_folder_with_antelopev2s_files_at_two_levels_imports(tmp_path):
+    # The usual hand fix of antelopev2's nested zip copies its files one level up.
+    pack = build_pack(tmp_path / "antelopev2" / "antelopev2")
+    for path in pack.iterdir():
+        (tmp_path / "antelopev2" / path.name).write_bytes(path.read_bytes())
+    run = models(tmp_path / "home", "import", "face", "antelopev2", "--from", str(tmp_path / "antelopev2"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_two_different_detectors_are_named_by_their_place_in_the_pack(tmp_path):
+    pack = build_pack(tmp_path / "pack")
+    (pack / "old").mkdir()
+    build_detector(pack / "old" / "det_10g.onnx", half_box=60)
+    run = models(tmp_path / "home", "import", "face", "--from", str(pack))
+    assert run.returncode == 1
+    assert "2 detector(s) ['det_10g.onnx', 'old/det_10g.onnx']" in run.stderr
+
+
+def test_zip_member_paths_cannot_write_outside_the_import(tmp_path):
+    pack = build_pack(tmp_path / "pack")
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(pack / "det_10g.onnx", "../../escaped_det.onnx")
+        zf.write(pack / "w600k_r50.onnx", "/tmp/escaped_rec.onnx")
+    run = models(tmp_path / "home", "import", "face", "--from", str(archive))
+    assert run.returncode == 0, run.stderr
+    assert not Path("/tmp/escaped_rec.onnx").exists()
+    assert not list(tmp_path.parent.glob("escaped_*")) and not list(tmp_path.parent.parent.glob("escaped_*"))
 
 
 def test_a_broken_onnx_file_in_a_pack_is_skipped(tmp_path):
