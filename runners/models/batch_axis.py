@@ -42,18 +42,20 @@ def settle_batch_axis(source: Path, dest: Path, sample: Callable[[int], np.ndarr
     does not even run on one item.
     """
     items = [sample(0), sample(1)]
-    alone = _session(source.read_bytes())
+    original = onnx.load(str(source))
     try:
+        alone = _session(original.SerializeToString())
         singles = [_run(alone, item[None]) for item in items]
     except Exception as exc:  # a model that cannot run on one input is no model to store
         raise ValueError(f"{source.name} does not run on an input of shape {[1, *items[0].shape]}: {exc}") from exc
 
-    original = onnx.load(str(source))
     dims = _first_input(original).type.tensor_type.shape.dim
     if not dims:
         raise ValueError(f"{source.name} does not declare its input's shape")
     already_free = not dims[0].HasField("dim_value")
-    free = _with_first_dim(onnx.load(str(source)), None)
+    free = onnx.ModelProto()
+    free.CopyFrom(original)
+    _with_first_dim(free, None)
     try:
         stacked = unstack(_run(_session(free.SerializeToString()), np.stack(items)), len(items))
         same = all(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from runners.models import store
 from runners.models.batch_axis import settle_batch_axis
@@ -61,9 +62,9 @@ def import_face(name: str, source: Path | None) -> str:
         return _store(name, detector, recognizer, origin, work)
 
 
-def identify(files: list[Path], root: Path) -> tuple[Path, Path]:
-    """The pack's detector and recogniser, as insightface's model zoo routes them. ``root``
-    only shortens the names in messages."""
+def identify(files: list[Path], root: Path) -> tuple[tuple[Path, list[Any]], tuple[Path, list[Any]]]:
+    """The pack's detector and recogniser, as insightface's model zoo routes them, each with
+    its input shape as insightface read it. ``root`` only shortens the names in messages."""
     from insightface.model_zoo import get_model
 
     found: dict[str, list[tuple[Path, Any]]] = {}
@@ -88,7 +89,7 @@ def identify(files: list[Path], root: Path) -> tuple[Path, Path]:
             f"insightface found {len(detectors)} detector(s) {named([p for p, _ in detectors])} and "
             f"{len(recognizers)} recogniser(s) {named([p for p, _ in recognizers])}"
         )
-    (det_path, det), (rec_path, _) = detectors[0], recognizers[0]
+    (det_path, det), (rec_path, rec) = detectors[0], recognizers[0]
     if not getattr(det, "use_kps", False):
         raise ModelImportError(
             f"{det_path.name} finds faces without landmarks; recognition needs the five landmarks to align a face"
@@ -98,7 +99,7 @@ def identify(files: list[Path], root: Path) -> tuple[Path, Path]:
         det.detect(np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.uint8), det_thresh=0.5)
     except Exception as exc:
         raise ModelImportError(f"insightface cannot decode what {det_path.name} outputs: {type(exc).__name__}: {exc}") from exc
-    return det_path, rec_path
+    return (det_path, list(det.input_shape)), (rec_path, list(rec.input_shape))
 
 
 def _onnx_files(source: Path, unpacked: Path) -> list[Path]:
@@ -144,51 +145,47 @@ def _extract_onnx(archive: Path, dest: Path) -> list[Path]:
     return sorted(files)
 
 
-def _store(name: str, detector: Path, recognizer: Path, origin: dict[str, str], work: Path) -> str:
-    import onnxruntime as ort
-
-    det_input = ort.InferenceSession(str(detector), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+def _store(name: str, detector: tuple[Path, list[Any]], recognizer: tuple[Path, list[Any]],
+           origin: dict[str, str], work: Path) -> str:
+    (det_path, det_input), (rec_path, rec_input) = detector, recognizer
     height, width = (side if isinstance(side, int) and side > 0 else PROBE_SIZE for side in det_input[2:4])
-    rec_input = ort.InferenceSession(str(recognizer), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
 
     def sample(shape: tuple[int, ...]):
         return lambda seed: np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
 
     det_out, rec_out = work / DETECTOR, work / RECOGNIZER
-    det_batches = settle_batch_axis(detector, det_out, sample((3, height, width)))
+    det_batches = settle_batch_axis(det_path, det_out, sample((3, height, width)))
     face = sample((3, rec_input[2], rec_input[3]))
-    rec_batches = settle_batch_axis(recognizer, rec_out, face)
-    session = ort.InferenceSession(str(rec_out), providers=["CPUExecutionProvider"])
-    shapes = [output.shape for output in session.run(None, {session.get_inputs()[0].name: face(0)[None]})]
+    rec_batches = settle_batch_axis(rec_path, rec_out, face)
+    det_session = ort.InferenceSession(str(det_out), providers=["CPUExecutionProvider"])
+    rec_session = ort.InferenceSession(str(rec_out), providers=["CPUExecutionProvider"])
+    shapes = [output.shape for output in rec_session.run(None, {rec_session.get_inputs()[0].name: face(0)[None]})]
     if shapes != [(1, EMBEDDING_DIM)]:  # what the graph does, not what it declares
         raise ModelImportError(
-            f"{recognizer.name} gives {shapes} for one face; Immich stores {EMBEDDING_DIM} floats a face"
+            f"{rec_path.name} gives {shapes} for one face; Immich stores {EMBEDDING_DIM} floats a face"
         )
     log.info("%s: detector takes %s, recogniser takes %s", name,
              "batches" if det_batches else "one image at a time", "batches" if rec_batches else "one face at a time")
     metadata = {
         "name": name,
         **origin,
-        "detector_file": detector.name,
-        "recognizer_file": recognizer.name,
+        "detector_file": det_path.name,
+        "recognizer_file": rec_path.name,
         # The pack's files, and the stored ones (which differ where the batch axis was freed).
-        "detector_source_sha256": _sha256(detector),
-        "recognizer_source_sha256": _sha256(recognizer),
+        "detector_source_sha256": _sha256(det_path),
+        "recognizer_source_sha256": _sha256(rec_path),
         "detector_sha256": _sha256(det_out),
         "recognizer_sha256": _sha256(rec_out),
         "detector_batches": det_batches,
         "recognizer_batches": rec_batches,
-        "detector_io": _io(det_out),
-        "recognizer_io": _io(rec_out),
+        "detector_io": _io(det_session),
+        "recognizer_io": _io(rec_session),
     }
     return store.save(FAMILY, name, {DETECTOR: det_out, RECOGNIZER: rec_out}, metadata)
 
 
-def _io(path: Path) -> dict[str, list[list[Any]]]:
+def _io(session: ort.InferenceSession) -> dict[str, list[list[Any]]]:
     """Inputs and outputs as ONNX Runtime reports them: what insightface reads off a session."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return {
         "inputs": [[value.name, list(value.shape), value.type] for value in session.get_inputs()],
         "outputs": [[value.name, list(value.shape), value.type] for value in session.get_outputs()],

@@ -37,6 +37,11 @@ def score_of(colour: tuple[int, int, int]) -> float:
     return float(1.0 / (1.0 + np.exp(-10.0 * ((r - (g + b) / 2) - 1.5))))
 
 
+def random_blob(shape: tuple[int, ...]):
+    """``seed -> array``: a model input of ``shape`` with values in [-1, 1], as blobs have."""
+    return lambda seed: np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+
+
 def _save(nodes, name, inputs, outputs, initializers, path: Path) -> Path:
     model = h.make_model(h.make_graph(nodes, name, inputs, outputs, initializers),
                          opset_imports=[h.make_opsetid("", 17)])

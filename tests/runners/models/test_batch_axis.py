@@ -11,10 +11,7 @@ from onnx import helper as h
 
 from runners.models.batch_axis import settle_batch_axis
 from tests.support.fake_faces import build_detector, build_recognizer
-
-
-def blob(shape):
-    return lambda seed: np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+from tests.support.fake_faces import random_blob as blob
 
 
 def first_dim(path):
