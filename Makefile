@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: serve test tools build
+.PHONY: serve test tools build bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ tools: $(VENV)/.tools
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest
+
+$(VENV)/.bench: $(VENV)/.tools
+	$(BIN)/python -m pip install --quiet -e '.[bench,test,export]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench.bound
 
 $(VENV)/.build: $(VENV)/.serve
 	$(BIN)/python -m pip install --quiet -e '.[build]'

@@ -1,9 +1,15 @@
 """The Bento's entry service: Immich's machine-learning API on port 3003.
 
 Requests arrive at the mounted Starlette app (``adapters.app``), which parses Immich's form,
-routes each task to a local model or to the upstream Immich ML server, and answers. Model
-runners (OCR, CLIP, faces) become ``bentoml.depends`` attributes of this class; ``local_models``
-turns them into the router's table.
+routes each task to a local model or to the upstream Immich ML server, and answers. The model
+runners are ``bentoml.depends`` attributes of this class: one runner service for every model
+family, or one per family (``IMMICH_CN_ML_RUNNERS``, see ``runners.services``);
+``local_models`` turns them into the router's table.
+
+Every process of the Bento imports this module (`bentoml serve` itself and each runner, to
+find their service), so it imports only what they all need: the pre- and post-processing
+libraries (insightface, rapidocr, OpenCV, tokenizers) load in ``local_models``, which runs in
+the entry service's workers only.
 """
 
 from __future__ import annotations
@@ -11,19 +17,11 @@ from __future__ import annotations
 import bentoml
 
 from adapters.app import create_app
-from adapters.clip import clip_local_models
-from adapters.face import face_local_models
 from adapters.local import LocalModels
-from adapters.ocr import ocr_local_models
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
-from runners.clip import ClipRunner
-from runners.face import FaceRunner
-from runners.models import clip as clip_models
-from runners.models import face as face_models
-from runners.models import ocr as ocr_models
-from runners.ocr import OcrRunner
+from runners.services import ATTRIBUTE_OF, RUNNERS
 
 settings = get_settings()
 configure_logging(settings)
@@ -32,12 +30,24 @@ configure_logging(settings)
 def local_models() -> LocalModels:
     """The (task, type, model) -> LocalModel table of this worker: every model whose files
     are here now. Anything else goes upstream (or gets 501)."""
+    from adapters.clip import clip_local_models
+    from adapters.face import face_local_models
+    from adapters.ocr import ocr_local_models
+    from runners import memory
+    from runners.models import clip as clip_models
+    from runners.models import face as face_models
+    from runners.models import ocr as ocr_models
+
+    memory.keep_freed_memory()  # this worker's decoded images: heap-served, trimmed when idle
     service = bentoml.get_current_service()
-    return {
-        **ocr_local_models(service.ocr, ocr_models.available()),
-        **clip_local_models(service.clip, clip_models.available(), settings.clip_normalize),
-        **face_local_models(service.faces, face_models.available()),
+    runner = {family: getattr(service, attribute) for family, attribute in ATTRIBUTE_OF.items()}
+    table = {
+        **ocr_local_models(runner["ocr"], ocr_models.available()),
+        **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize),
+        **face_local_models(runner["faces"], face_models.available()),
     }
+    memory.trim()  # reading model files' metadata left large buffers behind
+    return table
 
 
 app = create_app(settings, local_models)
@@ -48,6 +58,14 @@ app = create_app(settings, local_models)
 class ImmichCnMl:
     """Immich-compatible machine learning, with Chinese models inside."""
 
-    ocr = bentoml.depends(OcrRunner)
-    clip = bentoml.depends(ClipRunner)
-    faces = bentoml.depends(FaceRunner)
+    # The attributes runners.services.ATTRIBUTE_OF names, one per runner service of the layout.
+    if settings.runners == "split":
+        clip = bentoml.depends(RUNNERS["clip"])
+        ocr = bentoml.depends(RUNNERS["ocr"])
+        faces = bentoml.depends(RUNNERS["faces"])
+    else:
+        models = bentoml.depends(RUNNERS["models"])
+
+    def __is_ready__(self) -> bool:
+        """/readyz: 503 until the models the preload settings name are loaded."""
+        return app.state.readiness.ready

@@ -6,6 +6,7 @@ and fetches strings in file fields as URLs), so this plain Starlette app reads t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import AsyncIterator, Callable
@@ -15,10 +16,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from adapters.admission import Admission
 from adapters.errors import RequestError
 from adapters.images import ImageLimits
 from adapters.local import LocalModels
 from adapters.predict import Predictor
+from adapters.preload import Readiness, preload
 from adapters.routing import Router
 from adapters.upstream import Upstream
 from config.settings import Settings
@@ -54,7 +57,8 @@ async def predict(request: Request) -> Response:
 
 def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> Starlette:
     """Build the app. ``local_models`` is called once per worker at start-up, when the BentoML
-    service instance (and so its runner dependencies) exists."""
+    service instance (and so its runner dependencies) exists. ``app.state.readiness`` says
+    whether the preloads are in (the entry service's ``__is_ready__`` reads it)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,20 +71,26 @@ def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> S
                 max_connections=settings.upstream_max_connections,
             )
         router = Router(local_models(), settings.model_aliases)
+        admission = Admission(settings.active_requests)
         app.state.predictor = Predictor(
             router,
             upstream,
             ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side),
             settings.max_request_bytes,
+            admission,
         )
         log.info(
             "serving locally: %s; upstream: %s",
             ", ".join("/".join(key) for key in router.local_keys) or "nothing yet",
             settings.upstream_url or "none (unserved tasks get 501)",
         )
+        background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
+                      asyncio.create_task(admission.give_back_memory())]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
             if upstream is not None:
                 await upstream.aclose()
 
@@ -89,4 +99,6 @@ def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> S
         Route("/ping", ping, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.readiness = Readiness()
+    return app

@@ -25,8 +25,11 @@ class ClipVisual:
         if inputs.image is None:
             raise RequestError(400, "clip visual needs an image")
         pixels = await asyncio.to_thread(image_input, inputs.image, self.files.image_size)
-        [features] = runner_results(await self.runner.to_async.encode_image([(str(self.files.folder), pixels)]))
+        [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
         return vector_string(features, self.normalize, "CLIP")
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["clip_image", str(self.files.folder)]])
 
 
 class ClipTextual:
@@ -38,8 +41,11 @@ class ClipTextual:
         if inputs.text is None:
             raise RequestError(400, "clip textual needs text")
         tokens = await asyncio.to_thread(self.tokenizer, inputs.text)  # long texts take a while
-        [features] = runner_results(await self.runner.to_async.encode_text([(str(self.files.folder), tokens)]))
+        [features] = runner_results(await self.runner.to_async.clip_text([(str(self.files.folder), tokens)]))
         return vector_string(features, self.normalize, "CLIP")
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["clip_text", str(self.files.folder)]])
 
 
 def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:

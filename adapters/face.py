@@ -44,7 +44,7 @@ class FaceDetection:
 
     def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
         # On a pool thread, inside insightface's detect(): one image, (1, 3, H, W).
-        [outputs] = runner_results(wait_for(self.runner.to_async.detect([(self.path, blob[0])])))
+        [outputs] = runner_results(wait_for(self.runner.to_async.face_detect([(self.path, blob[0])])))
         return outputs
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Faces:
@@ -52,6 +52,9 @@ class FaceDetection:
             raise RequestError(400, "facial-recognition needs an image")
         min_score = _min_score(options)
         return await in_thread(_POOL, _detect, self.model, inputs.image, min_score)
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["face_detect", self.path]])
 
 
 class FaceRecognition:
@@ -62,7 +65,7 @@ class FaceRecognition:
 
     def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
         # On a pool thread, inside insightface's get_feat(): every face of one image, (N, 3, 112, 112).
-        embeddings = runner_results(wait_for(self.runner.to_async.embed([(self.path, crop) for crop in blob])))
+        embeddings = runner_results(wait_for(self.runner.to_async.face_embed([(self.path, crop) for crop in blob])))
         return [np.stack(embeddings)]
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Faces) -> list[dict[str, Any]]:
@@ -70,6 +73,9 @@ class FaceRecognition:
             return []
         embeddings = await in_thread(_POOL, face_steps.embed_faces, self.model, previous)
         return _immich_answer(previous, embeddings)
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["face_embed", self.path]])
 
 
 def face_local_models(runner: Any, packs: list[FaceFiles]) -> LocalModels:

@@ -46,6 +46,9 @@ class LocalModel(Protocol):
         (see ``adapters.pipeline.DEPENDS_ON``), or None for a type that depends on nothing."""
         ...
 
+    # A model may also have ``async def preload(self) -> None``, which has its runner load its
+    # files now (``adapters.preload``); one without it loads on first use only.
+
 
 LocalModels = Mapping[ModelKey, LocalModel]
 

@@ -45,8 +45,11 @@ class OcrDetection:
         bgr, tensor = await asyncio.to_thread(_prepare, inputs.image, max_resolution)
         if tensor is None:
             return Lines.none(bgr)
-        [probability] = runner_results(await self.runner.to_async.detect([(self.detector, tensor)]))
+        [probability] = runner_results(await self.runner.to_async.ocr_detect([(self.detector, tensor)]))
         return await asyncio.to_thread(find_lines, probability, bgr, min_score)
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["ocr_detect", self.detector]])
 
 
 class OcrRecognition:
@@ -66,7 +69,7 @@ class OcrRecognition:
         scores = np.zeros(0, np.float32)
         if len(lines.boxes):
             tensors = await asyncio.to_thread(lambda: [recogniser_input(c) for c in line_crops(lines)])
-            outputs = runner_results(await self.runner.to_async.recognize([(self.recogniser, t) for t in tensors]))
+            outputs = runner_results(await self.runner.to_async.ocr_recognize([(self.recogniser, t) for t in tensors]))
             decoded = [self.decoder(out[:, 0].astype(np.int64), out[:, 1]) for out in outputs]
             texts = [text for text, _ in decoded]
             scores = np.nan_to_num(np.array([score for _, score in decoded], np.float32), nan=0.0)
@@ -75,6 +78,9 @@ class OcrRecognition:
         kept = Lines(lines.image, lines.boxes[keep], lines.scores[keep])
         kept_texts = [text for text, ok in zip(texts, keep) if ok]
         return _legacy_answer(kept, kept_texts, scores[keep]) if legacy else _immich_answer(kept, kept_texts, scores[keep])
+
+    async def preload(self) -> None:
+        await self.runner.to_async.load(models=[["ocr_recognize", self.recogniser]])
 
 
 def ocr_local_models(runner: Any, models: list[OcrFiles]) -> LocalModels:
@@ -115,8 +121,8 @@ def _legacy_answer(lines: Lines, texts: list[str], text_scores: np.ndarray) -> T
 
 
 def _prepare(image: Image.Image, max_resolution: int) -> tuple[np.ndarray, np.ndarray | None]:
-    rgb = flatten(image)
-    return to_bgr(rgb), detector_input(rgb, max_resolution)
+    bgr = to_bgr(flatten(image))
+    return bgr, detector_input(bgr, max_resolution)
 
 
 def _number(options: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:

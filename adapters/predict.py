@@ -17,6 +17,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapters.admission import Admission
 from adapters.aio import concurrently
 from adapters.entries import Entry, entries_to_wire, parse_entries
 from adapters.errors import RequestError
@@ -32,12 +33,14 @@ log = logging.getLogger(__name__)
 
 class Predictor:
     def __init__(
-        self, router: Router, upstream: Upstream | None, limits: ImageLimits, max_request_bytes: int
+        self, router: Router, upstream: Upstream | None, limits: ImageLimits, max_request_bytes: int,
+        admission: Admission,
     ) -> None:
         self.router = router
         self.upstream = upstream
         self.limits = limits
         self.max_request_bytes = max_request_bytes
+        self.admission = admission
 
     async def handle(self, request: Request) -> Response:
         body = await read_body(request, self.max_request_bytes)
@@ -63,7 +66,10 @@ class Predictor:
             headers = {"content-type": answer.content_type} if answer.content_type else None
             return Response(answer.content, answer.status, headers=headers)
 
-        return JSONResponse(await self._split(plan, form, upload, image_bytes, text))
+        if image_bytes is None:
+            return JSONResponse(await self._split(plan, form, upload, image_bytes, text))
+        async with self.admission.slot():
+            return JSONResponse(await self._split(plan, form, upload, image_bytes, text))
 
     async def _split(
         self, plan: Plan, form: FormData, upload: UploadFile | None, image_bytes: bytes | None, text: str | None

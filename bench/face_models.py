@@ -28,8 +28,8 @@ TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                      [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
 
-def build_recognizer(path: Path) -> tuple[Path, float]:
-    """The ONNX file, and its MACs per face."""
+def build_recognizer(path: Path) -> Path:
+    """The ONNX file."""
     import torch
     from torch import nn
 
@@ -64,11 +64,11 @@ def build_recognizer(path: Path) -> tuple[Path, float]:
     example = torch.zeros(1, 3, 112, 112)
     torch.onnx.export(model, example, str(path), input_names=["input.1"], output_names=["fc1"],
                       dynamic_axes={"input.1": {0: "batch"}, "fc1": {0: "batch"}}, opset_version=17, dynamo=False)
-    return path, macs(model, example)
+    return path
 
 
-def build_detector(path: Path) -> tuple[Path, float]:
-    """The ONNX file, and its MACs at 640x640."""
+def build_detector(path: Path) -> Path:
+    """The ONNX file."""
     import torch
     from torch import nn
 
@@ -110,26 +110,4 @@ def build_detector(path: Path) -> tuple[Path, float]:
     torch.onnx.export(model, example, str(path), input_names=["input.1"], output_names=names,
                       dynamic_axes={"input.1": {2: "height", 3: "width"}, **{n: {0: f"rows_{n}"} for n in names}},
                       opset_version=17, dynamo=False)
-    return path, macs(model, example)
-
-
-def macs(model, example) -> float:
-    """Multiply-accumulates of one pass of ``model`` on ``example`` (a batch of one): its
-    convolutions and linear layers, which are nearly all of the work."""
-    import torch
-    from torch import nn
-
-    total = [0.0]
-
-    def hook(module, _inputs, output):
-        if isinstance(module, nn.Conv2d):
-            total[0] += output.numel() * module.in_channels // module.groups * np.prod(module.kernel_size)
-        elif isinstance(module, nn.Linear):
-            total[0] += module.in_features * module.out_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(example)
-    for handle in handles:
-        handle.remove()
-    return total[0]
+    return path

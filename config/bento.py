@@ -19,19 +19,24 @@ def entry_service_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: Threads of a runner worker: one per API, so every API's batch can wait for its turn at once.
+#: The passes themselves take turns (``runners.turns``): one at a time, so ONNX Runtime's own
+#: threads have the cores to themselves, shared fairly between the families waiting.
+RUNNER_THREADS = 8
+
+
 def runner_service_config(name: str, settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``@bentoml.service`` on a model runner.
 
-    One worker and one thread: a runner runs one forward pass at a time, so ONNX Runtime's
-    own threads have the cores to themselves (two passes at once only fight over them). The
-    traffic timeout also bounds how long the entry service waits for the runner. Callers'
-    connections to the runner are recycled after ``runner_connection`` limits, which fails
-    requests in flight; the limits are set high so that does not happen under load.
+    One worker, whose threads wait for turns (``RUNNER_THREADS``). The traffic timeout also
+    bounds how long the entry service waits for the runner. Callers' connections to the runner
+    are recycled after ``runner_connection`` limits, which fails requests in flight; the limits
+    are set high so that does not happen under load.
     """
     return {
         "name": name,
         "workers": 1,
-        "threads": 1,
+        "threads": RUNNER_THREADS,
         "traffic": {"timeout": settings.request_timeout},
         "runner_connection": {"max_requests": 2**31 - 1, "max_age": 10.0**9},
     }

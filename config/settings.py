@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,30 @@ class Settings(BaseSettings):
     # --- routing -------------------------------------------------------------------------
     model_aliases: dict[str, str] = Field(default_factory=dict, validation_alias=_env("MODEL_ALIASES"))
 
+    # --- runners and model lifecycle -----------------------------------------------------
+    # "combined": every model family in one runner process (a home server); "split": one
+    # runner service per family, to scale out separately (runners/services.py).
+    runners: str = Field("combined", pattern="^(combined|split)$", validation_alias=_env("RUNNERS"))
+    # Seconds a model may go unused before its runner unloads it; 0 keeps models loaded.
+    model_ttl: float = Field(300.0, ge=0, validation_alias=_env("MODEL_TTL", "MACHINE_LEARNING_MODEL_TTL"))
+    model_ttl_poll: float = Field(
+        10.0, gt=0, validation_alias=_env("MODEL_TTL_POLL", "MACHINE_LEARNING_MODEL_TTL_POLL_S")
+    )
+    # Models loaded at start, as the stock server's MACHINE_LEARNING_PRELOAD__<TASK>__<TYPE>
+    # (comma-separated model names); /readyz answers 503 until they are in.
+    preload_clip_visual: str = Field("", validation_alias=_env(
+        "PRELOAD__CLIP__VISUAL", "MACHINE_LEARNING_PRELOAD__CLIP__VISUAL"))
+    preload_clip_textual: str = Field("", validation_alias=_env(
+        "PRELOAD__CLIP__TEXTUAL", "MACHINE_LEARNING_PRELOAD__CLIP__TEXTUAL"))
+    preload_face_detection: str = Field("", validation_alias=_env(
+        "PRELOAD__FACIAL_RECOGNITION__DETECTION", "MACHINE_LEARNING_PRELOAD__FACIAL_RECOGNITION__DETECTION"))
+    preload_face_recognition: str = Field("", validation_alias=_env(
+        "PRELOAD__FACIAL_RECOGNITION__RECOGNITION", "MACHINE_LEARNING_PRELOAD__FACIAL_RECOGNITION__RECOGNITION"))
+    preload_ocr_detection: str = Field("", validation_alias=_env(
+        "PRELOAD__OCR__DETECTION", "MACHINE_LEARNING_PRELOAD__OCR__DETECTION"))
+    preload_ocr_recognition: str = Field("", validation_alias=_env(
+        "PRELOAD__OCR__RECOGNITION", "MACHINE_LEARNING_PRELOAD__OCR__RECOGNITION"))
+
     # --- model runtime -------------------------------------------------------------------
     # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU. Or a comma-separated list of
     # ONNX Runtime provider names, in order of preference.
@@ -58,6 +83,17 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(
         0, ge=0, validation_alias=_env("INTER_OP_THREADS", "MACHINE_LEARNING_MODEL_INTER_OP_THREADS")
     )
+    # ONNX Runtime's own CPU memory arena (stock: MACHINE_LEARNING_MODEL_ARENA); off, memory
+    # goes back to the system when models idle (runners/memory.py).
+    onnx_arena: bool = Field(False, validation_alias=_env("ONNX_ARENA", "MACHINE_LEARNING_MODEL_ARENA"))
+    # Let ONNX Runtime's threads spin between parallel sections (faster alone, slower when
+    # several models and the entry service share the cores).
+    onnx_spinning: bool = Field(False, validation_alias=_env("ONNX_SPINNING"))
+    # On CPU, the most input values (pixels x channels, or tokens) one forward pass takes; a
+    # larger batch runs as several passes. Batching gains nothing on CPU, and a pass's working
+    # memory grows with its batch (a CLIP ViT-B-16 image: 55 MB). The default is about one CLIP
+    # image, three faces or three text lines. 0: no limit. (On GPUs batches are never split.)
+    cpu_pass_values: int = Field(150_000, ge=0, validation_alias=_env("CPU_PASS_VALUES"))
     # BentoML answers 503 when it predicts a queued request would wait longer than this. Its
     # prediction is fitted per API, but a runner's APIs share one thread (one forward pass at a
     # time), so time spent waiting behind the other API inflates it. Shedding is therefore left
@@ -90,6 +126,10 @@ class Settings(BaseSettings):
         32, ge=1,
         validation_alias=_env("FACE_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__FACIAL_RECOGNITION"),
     )
+
+    # Image requests an entry worker decodes and works on at once; the rest wait their turn
+    # holding only their upload (adapters/admission.py). 0: two per core.
+    max_active_requests: int = Field(0, ge=0, validation_alias=_env("MAX_ACTIVE_REQUESTS"))
 
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
@@ -127,6 +167,23 @@ class Settings(BaseSettings):
     @property
     def python_log_level(self) -> int:
         return LOG_LEVELS[self.log_level]
+
+    @property
+    def active_requests(self) -> int:
+        return self.max_active_requests or 2 * (os.cpu_count() or 1)
+
+    @property
+    def preloads(self) -> dict[tuple[str, str], list[str]]:
+        """(task, type) -> model names to load at start, as the stock server names them."""
+        fields = {
+            ("clip", "visual"): self.preload_clip_visual,
+            ("clip", "textual"): self.preload_clip_textual,
+            ("facial-recognition", "detection"): self.preload_face_detection,
+            ("facial-recognition", "recognition"): self.preload_face_recognition,
+            ("ocr", "detection"): self.preload_ocr_detection,
+            ("ocr", "recognition"): self.preload_ocr_recognition,
+        }
+        return {key: names for key, value in fields.items() if (names := [n.strip() for n in value.split(",") if n.strip()])}
 
 
 # The level words Immich's IMMICH_LOG_LEVEL accepts.

@@ -1,9 +1,10 @@
 """Run a batch of (model, array) jobs as few forward passes as their shapes allow.
 
 BentoML's adaptive batcher hands a runner API the jobs of several requests at once. Arrays
-of one model and one shape are stacked into one pass; the results come back in job order,
-one per job, so every request gets exactly its own result. A pass that fails gives its own
-jobs a ``Failure`` and leaves the other groups' results alone.
+of one model and one shape are stacked into one pass (or a few, when ``max_items`` limits a
+pass); the results come back in job order, one per job, so every request gets exactly its own
+result. A pass that fails gives its own jobs a ``Failure`` and leaves the other passes' results
+alone.
 """
 
 from __future__ import annotations
@@ -27,24 +28,37 @@ class Failure:
     message: str
 
 
-def run_grouped(jobs: Sequence[Job], forward: Callable[[str, np.ndarray], np.ndarray]) -> list[Any]:
-    """``forward(model, stacked)`` -> outputs with the batch on axis 0; return one per job."""
+def run_grouped(
+    jobs: Sequence[Job],
+    forward: Callable[[str, np.ndarray], Sequence[Any]],
+    max_items: Callable[[tuple[int, ...]], int] | None = None,
+) -> list[Any]:
+    """``forward(model, stacked)`` -> outputs with the batch on axis 0; return one per job.
+
+    ``max_items(shape)``: most items of that shape in one pass (None: no limit)."""
     groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
     for index, (model, array) in enumerate(jobs):
         groups.setdefault((model, array.shape), []).append(index)
 
     results: list[Any] = [None] * len(jobs)
     for (model, shape), indices in groups.items():
-        try:
-            outputs = forward(model, np.stack([jobs[i][1] for i in indices]))
-            if len(outputs) != len(indices):
-                raise RuntimeError(f"{len(indices)} inputs gave {len(outputs)} outputs")
-        except Exception as exc:  # this group's requests fail; the others' do not
-            log.exception("forward pass of %s on %d inputs of shape %s failed", model, len(indices), shape)
-            outputs = [Failure(f"{type(exc).__name__}: {exc}")] * len(indices)
-        for i, output in zip(indices, outputs):
-            results[i] = output
+        step = max(1, max_items(shape)) if max_items is not None else len(indices)
+        for start in range(0, len(indices), step):
+            _run_pass(jobs, indices[start:start + step], model, shape, forward, results)
     return results
+
+
+def _run_pass(jobs: Sequence[Job], indices: list[int], model: str, shape: tuple[int, ...],
+              forward: Callable[[str, np.ndarray], Sequence[Any]], results: list[Any]) -> None:
+    try:
+        outputs = forward(model, np.stack([jobs[i][1] for i in indices]))
+        if len(outputs) != len(indices):
+            raise RuntimeError(f"{len(indices)} inputs gave {len(outputs)} outputs")
+    except Exception as exc:  # this pass's requests fail; the others' do not
+        log.exception("forward pass of %s on %d inputs of shape %s failed", model, len(indices), shape)
+        outputs = [Failure(f"{type(exc).__name__}: {exc}")] * len(indices)
+    for i, output in zip(indices, outputs):
+        results[i] = output
 
 
 def unstack(outputs: Sequence[np.ndarray], count: int) -> list[list[np.ndarray]]:

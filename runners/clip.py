@@ -1,61 +1,70 @@
-"""The Chinese-CLIP runner: image and text towers on ONNX Runtime, batched across requests.
+"""The Chinese-CLIP runner APIs: image and text towers on ONNX Runtime, batched across requests.
 
-``encode_image`` takes preprocessed (3, S, S) images and ``encode_text`` (52,) token ids, each
-job naming its model's folder; BentoML merges concurrent requests' jobs, and one forward pass runs per
-model and shape. Features come back as the towers give them (not normalised); the entry
+``clip_image`` takes preprocessed (3, S, S) images and ``clip_text`` (52,) token ids, each job
+naming its model's folder; BentoML merges concurrent requests' jobs, and one forward pass runs
+per model and shape. Features come back as the towers give them (not normalised); the entry
 service normalises. On CUDA the fp16 towers run (inputs and outputs stay fp32).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import bentoml
 import numpy as np
 
-from config.bento import runner_service_config
 from config.settings import get_settings
 from runners.batching import run_grouped
 from runners.models import clip as clip_models
-from runners.models import store
-from runners.onnx import Sessions, choose_providers
+from runners.sessions import Sessions
 
-log = logging.getLogger(__name__)
 settings = get_settings()
 
+PARTS = {"image": "visual", "text": "textual"}
 
-def use_fp16() -> bool:
+
+def use_fp16(first_provider: str) -> bool:
     if settings.clip_fp16 != "auto":
         return settings.clip_fp16 == "true"
-    return choose_providers(settings.onnx_providers)[0] == "CUDAExecutionProvider"
+    return first_provider == "CUDAExecutionProvider"
 
 
-class ClipRunner:
-    def __init__(self) -> None:
-        self._sessions = Sessions(settings)
-        self._fp16 = use_fp16()
+class ClipModels:
+    def __init__(self, sessions: Sessions, fp16: bool, max_items: Callable[[tuple[int, ...]], int] | None) -> None:
+        self._sessions, self._fp16, self._max_items = sessions, fp16, max_items
 
-    def _forward(self, part: str, folder: str, batch: np.ndarray) -> np.ndarray:
+    def path(self, kind: str, folder: str) -> Path:
+        """The tower file a job of ``kind`` ("image" or "text") on the model ``folder`` runs."""
         # Jobs name the model's folder (one stored version, resolved by the entry service).
-        return self._sessions.run(clip_models.tower_path(Path(folder), part, self._fp16), batch)
+        return clip_models.tower_path(Path(folder), PARTS[kind], self._fp16)
+
+    def encode(self, kind: str, jobs: list[Any]) -> list[Any]:
+        # Search queries take turns apart from the library's images: a query typed during a
+        # library scan has used no runner time lately, so it gets the next turn.
+        turns = "clip" if kind == "image" else "clip text"
+
+        def forward(folder: str, batch: np.ndarray) -> np.ndarray:
+            return self._sessions.run(self.path(kind, folder), batch, turns)
+
+        return run_grouped(jobs, forward, self._max_items)
+
+
+class ClipApis:
+    """Mixed into a runner service (``runners.services``), which sets ``self.clip``."""
+
+    clip: ClipModels
 
     @bentoml.api(
         batchable=True, max_batch_size=settings.clip_max_batch_size, max_latency_ms=settings.batch_max_latency_ms
     )
-    def encode_image(self, jobs: list[Any]) -> list[Any]:
+    def clip_image(self, jobs: list[Any]) -> list[Any]:
         """jobs: (model folder, (3, S, S) float32) -> (D,) float32 image features."""
-        return run_grouped(jobs, lambda folder, batch: self._forward("visual", folder, batch))
+        return self.clip.encode("image", jobs)
 
     @bentoml.api(
         batchable=True, max_batch_size=settings.clip_max_batch_size, max_latency_ms=settings.batch_max_latency_ms
     )
-    def encode_text(self, jobs: list[Any]) -> list[Any]:
+    def clip_text(self, jobs: list[Any]) -> list[Any]:
         """jobs: (model folder, (52,) int64 token ids) -> (D,) float32 text features."""
-        return run_grouped(jobs, lambda folder, batch: self._forward("textual", folder, batch))
-
-
-store.declare_models(ClipRunner, clip_models.FAMILY)
-
-ClipRunner = bentoml.service(**runner_service_config("clip-runner", settings))(ClipRunner)
+        return self.clip.encode("text", jobs)

@@ -1,12 +1,14 @@
-"""ONNX Runtime sessions, with providers and threads from the settings."""
+"""ONNX Runtime: providers, session options and sessions, all from the settings.
+
+Imported by runner processes only (and by import commands): the entry service and
+`bentoml serve`'s own process never load onnxruntime.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from config.settings import Settings
@@ -14,6 +16,7 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 _GPU_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CPU = "CPUExecutionProvider"
 
 
 def choose_providers(setting: str) -> list[str]:
@@ -31,54 +34,32 @@ def choose_providers(setting: str) -> list[str]:
     return wanted
 
 
-def create_session(path: Path, settings: Settings) -> ort.InferenceSession:
+def session_options(settings: Settings) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The arena keeps each session's largest working set for good (and grows with every new
+    # batch shape); without it, memory goes back to the allocator (runners.memory).
+    options.enable_cpu_mem_arena = settings.onnx_arena
+    # Spinning threads wait for the next parallel section on a busy core: the time they burn
+    # is taken from the other models and from the entry service's pre-processing.
+    spin = "1" if settings.onnx_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
+
+
+def create_session(path: Path, settings: Settings) -> ort.InferenceSession:
     providers = choose_providers(settings.onnx_providers)
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    session = ort.InferenceSession(str(path), sess_options=session_options(settings), providers=providers)
     log.info("loaded %s on %s", path.name, ", ".join(session.get_providers()))
     return session
-
-
-class Sessions:
-    """One ONNX Runtime session per model file, loaded on first use, shared by a runner's APIs.
-
-    Runner jobs name the file itself (resolved once by the entry service), so a model imported
-    again while serving cannot mix one version's files with another's.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._sessions: dict[Path, ort.InferenceSession] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> ort.InferenceSession:
-        with self._lock:
-            session = self._sessions.get(path)
-            if session is None:
-                session = self._sessions[path] = create_session(path, self._settings)
-        return session
-
-    def takes_batches(self, path: Path) -> bool:
-        """Whether the model's first input leaves its batch axis free (``runners.models.batch_axis``
-        settles that at import); one that declares 1 must get one item at a time."""
-        return self.get(path).get_inputs()[0].shape[0] != 1
-
-    def run_all(self, path: Path, batch: np.ndarray) -> list[np.ndarray]:
-        """Every output of the model at ``path`` on ``batch``, in the graph's order."""
-        session = self.get(path)
-        return session.run(None, {session.get_inputs()[0].name: batch})
-
-    def run(self, path: Path, batch: np.ndarray) -> np.ndarray:
-        """The first output of the model at ``path`` on ``batch``."""
-        return self.run_all(path, batch)[0]
 
 
 def read_metadata(path: Path) -> dict[str, str]:
     """An ONNX file's custom metadata (PaddleOCR recognisers carry their alphabet there)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU])
     return dict(session.get_modelmeta().custom_metadata_map)

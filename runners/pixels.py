@@ -19,6 +19,8 @@ def flatten(image: Image.Image) -> Image.Image:
         span = pixels.max() - pixels.min()
         scaled = (pixels - pixels.min()) * (255.0 / span) if span > 0 else np.zeros_like(pixels)
         return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+    if image.mode == "RGB":
+        return image  # already what the models read (images are never changed in place)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

@@ -13,11 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
-
 from runners.models import store
-from runners.onnx import read_metadata
 
 FAMILY = "ocr"
 DET_FILE, REC_FILE, KEYS_FILE = "det.onnx", "rec.onnx", "keys.txt"
@@ -85,6 +81,11 @@ class OcrFiles:
     @functools.cached_property
     def keys(self) -> list[str]:
         """The recogniser's alphabet, without CTC's blank and the appended space."""
+        # Imported here: runner processes list OCR models but never read alphabets.
+        from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+        from runners.onnx import read_metadata
+
         if self.keys_file is not None:
             return CTCLabelDecode.read_character_file(self.keys_file)
         # The same reading rapidocr's own onnxruntime session does.
@@ -125,6 +126,8 @@ def package_dir(package: str) -> Path | None:
 
 def rapidocr_urls(download: RapidOcrDownload) -> dict[str, tuple[str, str]]:
     """{"det": (url, sha256), "rec": (url, sha256)} from rapidocr's model list."""
+    import yaml
+
     root = package_dir("rapidocr")
     if root is None:
         raise RuntimeError("rapidocr is not installed; it lists where PaddleOCR's ONNX files are published")

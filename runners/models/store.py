@@ -45,7 +45,7 @@ def declare_models(service_class: type, family: str) -> None:
     ``@bentoml.service``), so that `bentoml build` packs them into the Bento and
     `bentoml containerize` into the image."""
     for index, (_, tag) in enumerate(newest(family)):
-        setattr(service_class, f"stored_model_{index}", bentoml.models.BentoModel(tag))
+        setattr(service_class, f"stored_{family}_model_{index}", bentoml.models.BentoModel(tag))
 
 
 def save(family: str, model_name: str, files: dict[str, Path], metadata: dict[str, Any]) -> str:

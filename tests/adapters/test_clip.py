@@ -142,7 +142,7 @@ def test_wrong_input_for_the_type_is_400(clip_server):
 def test_concurrent_requests_each_get_their_own_embedding_and_batches_form(clip_server, reference):
     texts = [f"第{n}张照片 photo {n}" for n in range(16)]
     pictures = [_coloured(n) for n in range(16)]
-    before = {api: batch_sizes(clip_server.url, api) for api in ("encode_text", "encode_image")}
+    before = {api: batch_sizes(clip_server.url, api) for api in ("clip_text", "clip_image")}
 
     def one(job):
         kind, value = job
@@ -156,12 +156,12 @@ def test_concurrent_requests_each_get_their_own_embedding_and_batches_form(clip_
         expected = reference[1](value) if kind == "text" else reference[0](value)
         assert cosine(vector(answer), expected) >= 0.9999, (kind, value if kind == "text" else "image")
 
-    for api in ("encode_text", "encode_image"):
+    for api in ("clip_text", "clip_image"):
         batches, calls, _ = (a - b for a, b in zip(batch_sizes(clip_server.url, api), before[api]))
         assert calls == 16, api
     # The image tower's passes take long enough for requests to queue and merge; the tiny text
     # tower answers each call before the next arrives, so only images are held to it here.
-    batches, calls, singles = (a - b for a, b in zip(batch_sizes(clip_server.url, "encode_image"), before["encode_image"]))
+    batches, calls, singles = (a - b for a, b in zip(batch_sizes(clip_server.url, "clip_image"), before["clip_image"]))
     assert batches < calls and singles < batches, "no image batch merged two requests"
 
 

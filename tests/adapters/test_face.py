@@ -89,12 +89,12 @@ def test_no_face_is_an_empty_list(face_server, references):
 
 def test_twenty_five_faces_in_one_image(face_server, references):
     # More faces than a recognition pass holds (8 on this server): BentoML splits the call.
-    before = batch_sizes(face_server.url, "embed")
+    before = batch_sizes(face_server.url, "face_embed")
     image = encode(faces_image(1440, 1080, grid_centres(1440, 1080, 5, 5, 120), 50, seed=6))
     answer = faces_of(face_server, image)
     assert len(answer) == 25
     assert_same_faces(answer, references["buffalo_l"].faces(image, 0.7))
-    batches = batch_sizes(face_server.url, "embed")[0] - before[0]
+    batches = batch_sizes(face_server.url, "face_embed")[0] - before[0]
     assert batches >= 4, batches
 
 
@@ -144,7 +144,7 @@ def test_a_sliver_too_thin_to_letterbox_has_no_faces(face_server):
 
 
 def test_concurrent_requests_each_get_their_own_faces_and_batches_form(face_server, references):
-    before = {api: batch_sizes(face_server.url, api) for api in ("detect", "embed")}
+    before = {api: batch_sizes(face_server.url, api) for api in ("face_detect", "face_embed")}
     jobs = []
     for n in range(32):
         pack = PACKS[n % 2]
@@ -158,7 +158,7 @@ def test_concurrent_requests_each_get_their_own_faces_and_batches_form(face_serv
         assert response.status_code == 200, response.text
         assert_same_faces(response.json()["facial-recognition"], references[pack].faces(image, 0.7))
 
-    for api in ("detect", "embed"):
+    for api in ("face_detect", "face_embed"):
         # BentoML counts calls, and the parts of a call it split to fit a batch (recognition
         # holds 8 faces here), so every request is at least one.
         batches, calls, singles = (a - b for a, b in zip(batch_sizes(face_server.url, api), before[api]))

@@ -146,7 +146,7 @@ def test_immich_default_request_sent_the_way_immich_sends_it(lonely_server):
 
 
 def test_concurrent_requests_each_get_their_own_text_and_batches_form(lonely_server):
-    before = batch_sizes(lonely_server.url, "recognize")
+    before = batch_sizes(lonely_server.url, "ocr_recognize")
     images = [(FIXTURES / "batch" / f"{n:02d}.png").read_bytes() for n in range(len(BATCH))]
 
     with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
@@ -158,7 +158,7 @@ def test_concurrent_requests_each_get_their_own_text_and_batches_form(lonely_ser
 
     # BentoML counts requests (calls), not lines: each image made one recognition call.
     batches, calls, single_call_batches = (
-        after - was for after, was in zip(batch_sizes(lonely_server.url, "recognize"), before)
+        after - was for after, was in zip(batch_sizes(lonely_server.url, "ocr_recognize"), before)
     )
     assert calls >= len(BATCH)  # BentoML counts a call split across two passes twice
     assert batches < calls, "no recognition batch merged lines of different requests"

@@ -77,3 +77,34 @@ def test_bare_names_that_platforms_set_are_not_read(monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "nonsense")
     settings = Settings()
     assert (settings.port, settings.upstream_url, settings.log_level) == (3003, None, "info")
+
+
+def test_model_lifecycle_reads_the_stock_names(monkeypatch):
+    settings = Settings()
+    assert (settings.model_ttl, settings.model_ttl_poll, settings.preloads) == (300, 10, {})
+    monkeypatch.setenv("MACHINE_LEARNING_MODEL_TTL", "0")
+    monkeypatch.setenv("MACHINE_LEARNING_MODEL_TTL_POLL_S", "2")
+    monkeypatch.setenv("MACHINE_LEARNING_PRELOAD__CLIP__TEXTUAL", "cn-clip/ViT-B-16__openai")
+    monkeypatch.setenv("MACHINE_LEARNING_PRELOAD__FACIAL_RECOGNITION__DETECTION", "buffalo_l, antelopev2 ,")
+    monkeypatch.setenv("IMMICH_CN_ML_PRELOAD__OCR__RECOGNITION", "PP-OCRv5_mobile")
+    settings = Settings()
+    assert (settings.model_ttl, settings.model_ttl_poll) == (0, 2)
+    assert settings.preloads == {
+        ("clip", "textual"): ["cn-clip/ViT-B-16__openai"],
+        ("facial-recognition", "detection"): ["buffalo_l", "antelopev2"],
+        ("ocr", "recognition"): ["PP-OCRv5_mobile"],
+    }
+
+
+def test_runtime_memory_settings(monkeypatch):
+    settings = Settings()
+    assert (settings.runners, settings.onnx_arena, settings.onnx_spinning) == ("combined", False, False)
+    assert settings.active_requests >= 2
+    monkeypatch.setenv("MACHINE_LEARNING_MODEL_ARENA", "true")
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "split")
+    monkeypatch.setenv("IMMICH_CN_ML_MAX_ACTIVE_REQUESTS", "3")
+    settings = Settings()
+    assert (settings.runners, settings.onnx_arena, settings.active_requests) == ("split", True, 3)
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "one-each")
+    with pytest.raises(ValidationError, match="RUNNERS|runners"):
+        Settings()

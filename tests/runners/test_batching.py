@@ -36,3 +36,21 @@ def test_a_failing_pass_fails_only_its_own_jobs():
 def test_a_forward_that_loses_items_fails_its_jobs():
     results = run_grouped([("a", np.zeros(2)), ("a", np.zeros(2))], lambda model, batch: batch[:1])
     assert all(isinstance(r, Failure) and "2 inputs gave 1 outputs" in r.message for r in results)
+
+
+def test_a_pass_limit_splits_each_group_and_keeps_job_order():
+    passes = []
+
+    def forward(model, batch):
+        passes.append(len(batch))
+        return batch.sum(axis=1)
+
+    jobs = [("a", np.full(2, float(i))) for i in range(5)]
+    assert run_grouped(jobs, forward, max_items=lambda shape: 2) == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert passes == [2, 2, 1]
+
+
+def test_a_pass_limit_below_one_still_runs_one_item_a_pass():
+    passes = []
+    run_grouped([("a", np.zeros(3)), ("a", np.ones(3))], lambda m, b: passes.append(len(b)) or b, lambda s: 0)
+    assert passes == [1, 1]

@@ -15,25 +15,31 @@ from runners.ocr_steps import (
 from runners.pixels import to_bgr
 
 
+def bgr(width: int, height: int, colour=(0, 0, 0)) -> np.ndarray:
+    return to_bgr(Image.new("RGB", (width, height), colour))
+
+
 def test_detector_input_scales_the_shorter_side_to_max_resolution_in_steps_of_32():
-    tensor = detector_input(Image.new("RGB", (1440, 1080)), 736)
-    assert tensor.shape == (3, 736, 992) and tensor.dtype == np.float32
-    assert detector_input(Image.new("RGB", (100, 40)), 736).shape == (3, 736, 1824)  # 1839 -> 57 x 32
+    pixels = detector_input(bgr(1440, 1080), 736)
+    assert pixels.shape == (736, 992, 3) and pixels.dtype == np.uint8
+    assert detector_input(bgr(100, 40), 736).shape == (736, 1824, 3)  # 1839 -> 57 x 32
 
 
-def test_detector_input_normalises_to_minus_one_one_in_bgr_order():
-    tensor = detector_input(Image.new("RGB", (64, 64), (255, 0, 0)), 64)
-    assert np.allclose(tensor[:, 10, 10], [-1.0, -1.0, 1.0])  # B, G, R
+def test_detector_input_keeps_bgr_order_and_flat_colours():
+    pixels = detector_input(bgr(1440, 1080, (255, 0, 0)), 736)  # shrunk: area averaging
+    assert pixels[10, 10].tolist() == [0, 0, 255]
+    pixels = detector_input(bgr(40, 40, (0, 128, 0)), 64)  # enlarged: bicubic
+    assert pixels[10, 10].tolist() == [0, 128, 0]
 
 
 def test_images_under_32_px_have_no_detector_input():
-    assert detector_input(Image.new("RGB", (31, 400)), 736) is None
-    assert detector_input(Image.new("RGB", (400, 31)), 736) is None
+    assert detector_input(bgr(31, 400), 736) is None
+    assert detector_input(bgr(400, 31), 736) is None
 
 
 def test_panoramas_are_capped():
-    tensor = detector_input(Image.new("RGB", (12000, 400)), 736)
-    assert tensor.shape[2] <= 4096
+    pixels = detector_input(bgr(12000, 400), 736)
+    assert pixels.shape[1] <= 4096
 
 
 def test_find_lines_orders_boxes_and_keeps_each_score_with_its_box():

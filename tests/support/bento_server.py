@@ -34,7 +34,9 @@ class BentoServer:
         self.log_path = home / f"serve-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> BentoServer:
+    def start(self, timeout: float = 120.0, ready: str = "/readyz") -> BentoServer:
+        """Start, and wait until ``ready`` answers 200 (``/ping`` for a server that is up but
+        not ready)."""
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
@@ -50,13 +52,19 @@ class BentoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"bentoml serve exited with {self._process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{ready}", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"bentoml serve was not ready within {timeout} s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        """The `bentoml serve` process (its workers are its children)."""
+        assert self._process is not None, "not started"
+        return self._process.pid
 
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
@@ -67,6 +75,16 @@ class BentoServer:
         except subprocess.TimeoutExpired:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=10)
+
+    def worker(self, service_name: str) -> "psutil.Process":
+        """The worker process of one BentoML service (``model-runner``, ``immich-cn-ml`` ...)."""
+        import psutil
+
+        for process in psutil.Process(self.pid).children(recursive=True):
+            args = process.cmdline()
+            if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
+                return process
+        raise LookupError(f"no {service_name} worker")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

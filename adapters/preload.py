@@ -1,0 +1,79 @@
+"""Loading models at start (``MACHINE_LEARNING_PRELOAD__<TASK>__<TYPE>``), and readiness.
+
+The stock server loads the models its preload settings name before it serves. Here the entry
+service asks each model's runner to load it, in the background, while ``/ping`` already answers
+(Immich's health check); ``/readyz`` answers 503 until every preload is in, and stays 503 when
+one fails (the log says which and why), so an orchestrator never routes to a service that is
+missing a model it was told to have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from bentoml.exceptions import ServiceUnavailable
+
+from adapters.entries import Entry
+from adapters.routing import Router
+
+log = logging.getLogger(__name__)
+
+#: How long to keep asking a runner that is not up yet (its process starts with ours).
+RUNNER_WAIT = 120.0
+#: What BentoML's client raises while a runner is not listening or not ready yet.
+NOT_UP_YET = (ServiceUnavailable, aiohttp.ClientConnectionError, ConnectionError, asyncio.TimeoutError)
+
+
+@dataclass
+class Readiness:
+    """Whether the preloads are in; ``failed`` holds the reasons of those that are not."""
+
+    done: bool = False
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.done and not self.failed
+
+
+async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], readiness: Readiness) -> None:
+    """Load every model ``preloads`` names that is served here; then mark ``readiness`` done."""
+    try:
+        for (task, type_), names in preloads.items():
+            for name in names:
+                await _preload_one(router, Entry(task, type_, name), readiness)
+    finally:
+        readiness.done = True
+        if readiness.failed:
+            log.error("not ready: %d preload(s) failed: %s", len(readiness.failed), "; ".join(readiness.failed))
+        elif preloads:
+            log.info("all preloads are in; ready")
+
+
+async def _preload_one(router: Router, entry: Entry, readiness: Readiness) -> None:
+    model = router.resolve(entry)
+    if model is None:
+        log.warning("preload %s: not served here (an upstream loads its own preloads)", entry.describe())
+        return
+    load = getattr(model, "preload", None)
+    if load is None:
+        return
+    started = time.monotonic()
+    deadline = started + RUNNER_WAIT
+    while True:
+        try:
+            await load()
+            log.info("preloaded %s in %.1f s", entry.describe(), time.monotonic() - started)
+            return
+        except NOT_UP_YET as exc:
+            if time.monotonic() >= deadline:
+                readiness.failed.append(f"{entry.describe()}: the runner did not come up ({type(exc).__name__}: {exc})")
+                return
+            await asyncio.sleep(0.5)
+        except Exception as exc:  # the runner answered: the model itself cannot load
+            readiness.failed.append(f"{entry.describe()}: {type(exc).__name__}: {exc}")
+            return

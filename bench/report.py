@@ -1,0 +1,126 @@
+"""The benchmark's table, its targets (issue 9) and its plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MIB = 2**20
+
+#: (workload, concurrency) -> least ratio of the service's requests/s to the bare bound.
+SPEED_TARGETS = {("clip image", 1): 0.80, ("clip image", 4): 0.85, ("clip image", 16): 0.85,
+                 ("faces", 1): 0.72, ("faces", 4): 0.80, ("ocr", 1): 0.90, ("ocr", 4): 1.0}
+TEXT_MARGIN_MS = 10.0  # CLIP text p50 at c=1 may exceed the bare text tower by this much
+SCAN_WORK = 0.70  # of what the bare models compute per second
+NO_STARVING = 0.5  # each scan stream, of its rate alone at the same concurrency
+RSS_IDLE = 550 * MIB
+RSS_LOADED = 1.7e9
+RSS_PEAK = 1.9e9
+
+
+def _work(streams: list[dict], bare: dict[str, dict]) -> dict:
+    """What a set of streams computed: GFLOP/s, and the share of the machine the bare models
+    would need to do the same work (1.0: as much as the bare models can, one after another)."""
+    gflops = sum(s["req_s"] * bare[s["workload"]]["gflops"] for s in streams)
+    machine = sum(s["req_s"] * bare[s["workload"]]["seconds"] for s in streams)
+    return {"gflop_s": round(gflops, 1), "of_bare": round(machine, 3)}
+
+
+def table(result: dict) -> dict:
+    bare = result["bare"]
+    rows = []
+    for row in result["single"]:
+        rows.append({**{k: row[k] for k in ("workload", "concurrency", "req_s", "p50_ms", "p95_ms", "errors",
+                                            "bare_req_s", "bare_ms")},
+                     "ratio": round(row["req_s"] / row["bare_req_s"], 3)})
+    out = {"rows": rows}
+    bare_gflop_s = {name: round(b["gflops"] * b["req_s"], 1) for name, b in bare.items()}
+    out["bare_gflop_s"] = bare_gflop_s
+    for key in ("scan", "heavy"):
+        streams = result[key]["streams"]
+        out[key] = {"streams": [{k: s[k] for k in ("workload", "concurrency", "req_s", "p50_ms", "errors")}
+                                for s in streams], **_work(streams, result[f"bare_{key}"]),
+                    "rss_peak_mib": round(sum(result[key]["rss_peak"].values()) / MIB)}
+    out["rss_mib"] = {key: {"total": round(sum(result[key].values()) / MIB),
+                            **{name: round(v / MIB) for name, v in result[key].items()}}
+                      for key in ("rss_idle", "rss_loaded", "rss_after")}
+    out["rss_mib"]["peak_heavy"] = {"total": round(sum(result["heavy"]["rss_peak"].values()) / MIB),
+                                    **{n: round(v / MIB) for n, v in result["heavy"]["rss_peak"].items()}}
+    return out
+
+
+def check_targets(result: dict) -> dict[str, dict]:
+    t = result["table"]
+    by = {(r["workload"], r["concurrency"]): r for r in t["rows"]}
+    checks: dict[str, dict] = {}
+    for (name, c), least in SPEED_TARGETS.items():
+        ratio = by[(name, c)]["ratio"]
+        checks[f"{name} c={c} >= {least}x bare"] = {"value": ratio, "ok": ratio >= least}
+    text = by[("clip text", 1)]
+    limit = text["bare_ms"] + TEXT_MARGIN_MS
+    checks[f"clip text p50 c=1 <= bare + {TEXT_MARGIN_MS:g} ms"] = {"value": text["p50_ms"], "limit": round(limit, 1),
+                                                                     "ok": text["p50_ms"] <= limit}
+    scan = t["scan"]
+    checks[f"scan work >= {SCAN_WORK}x bare"] = {"value": scan["of_bare"], "ok": scan["of_bare"] >= SCAN_WORK}
+    for stream in scan["streams"]:
+        alone = by[(stream["workload"], stream["concurrency"])]["req_s"]
+        share = stream["req_s"] / alone if alone else 0.0
+        checks[f"scan {stream['workload']} c={stream['concurrency']} >= {NO_STARVING}x alone"] = {
+            "value": round(share, 3), "ok": share >= NO_STARVING}
+    heavy = t["heavy"]
+    checks["heavy mix work >= scan work"] = {"value": heavy["of_bare"], "scan": scan["of_bare"],
+                                             "ok": heavy["of_bare"] >= scan["of_bare"]}
+    for key, limit in (("rss_idle", RSS_IDLE), ("rss_loaded", RSS_LOADED)):
+        total = sum(result[key].values())
+        checks[f"{key} <= {limit / MIB:.0f} MiB"] = {"value_mib": round(total / MIB), "ok": total <= limit}
+    peak = sum(result["heavy"]["rss_peak"].values())
+    checks[f"peak in heavy mix <= {RSS_PEAK / MIB:.0f} MiB"] = {"value_mib": round(peak / MIB), "ok": peak <= RSS_PEAK}
+    checks["no errors"] = {"value": result["errors"], "ok": result["errors"] == 0}
+    return checks
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["table"]
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    rows = [r for r in t["rows"] if r["workload"] != "clip text"]
+    labels = [f"{r['workload']}\nc={r['concurrency']}" for r in rows]
+    colours = {"clip image": "#4878d0", "faces": "#ee854a", "ocr": "#6acc64"}
+    speed.bar(range(len(rows)), [r["ratio"] for r in rows], color=[colours[r["workload"]] for r in rows])
+    for i, r in enumerate(rows):
+        target = SPEED_TARGETS.get((r["workload"], r["concurrency"]))
+        if target:
+            speed.hlines(target, i - 0.4, i + 0.4, colors="black", linestyles="dashed")
+        speed.text(i, r["ratio"] + 0.01, f"{r['ratio']:.2f}", ha="center", fontsize=8)
+    n = len(rows)
+    for i, key in enumerate(("scan", "heavy")):
+        speed.bar(n + i, t[key]["of_bare"], color="#956cb4")
+        speed.text(n + i, t[key]["of_bare"] + 0.01, f"{t[key]['of_bare']:.2f}", ha="center", fontsize=8)
+        labels.append("library\nscan" if key == "scan" else "heavy\nmix (32)")
+    speed.hlines(SCAN_WORK, n - 0.4, n + 0.4, colors="black", linestyles="dashed")
+    speed.set_xticks(range(len(labels)), labels, fontsize=7)
+    speed.set_ylabel("requests/s ÷ bare models (mixes: work ÷ bare)")
+    speed.set_title("Speed against the bare ONNX Runtime models (dashed: targets)")
+
+    rss = t["rss_mib"]
+    names = ["idle", "loaded", "peak (heavy mix)"]
+    keys = ["rss_idle", "rss_loaded", "peak_heavy"]
+    limits = [RSS_IDLE / MIB, RSS_LOADED / MIB, RSS_PEAK / MIB]
+    processes = sorted({p for k in keys for p in rss[k] if p != "total"})
+    bottoms = [0.0] * len(keys)
+    for process in processes:
+        values = [rss[k].get(process, 0) for k in keys]
+        memory.bar(names, values, bottom=bottoms, label=process)
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    for i, limit in enumerate(limits):
+        memory.hlines(limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed")
+        memory.text(i, bottoms[i] + 20, f"{bottoms[i]:.0f}", ha="center", fontsize=8)
+    memory.set_ylabel("RSS of the process tree, MiB")
+    memory.set_title("Memory (dashed: targets)")
+    memory.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,143 @@
+"""The runner services: one process for every model family, or one per family.
+
+A home server runs ``ModelRunner``: every model in one process whose single worker thread runs
+one forward pass at a time, each with all of ONNX Runtime's threads. Three runner processes
+would each carry a Python interpreter, BentoML and ONNX Runtime (about 120 MiB apiece) and
+would run their passes at once, their threads fighting over the same cores. When one machine
+is not enough, ``IMMICH_CN_ML_RUNNERS=split`` makes one service per family (``ClipRunner``,
+``OcrRunner``, ``FaceRunner``), which BentoCloud or Kubernetes scale out separately. Both
+layouts offer the same APIs under the same names, so the entry service calls either alike.
+
+Runner processes import what a forward pass needs (ONNX Runtime, numpy) and nothing of the
+pre- and post-processing libraries, which load in the entry service only.
+"""
+
+from __future__ import annotations
+
+import logging
+from math import prod
+from pathlib import Path
+from typing import Any, Callable
+
+import bentoml
+
+from config.bento import runner_service_config
+from config.settings import get_settings
+from runners import memory
+from runners.clip import ClipApis, ClipModels, use_fp16
+from runners.face import FaceApis, FaceModels
+from runners.models import clip as clip_models
+from runners.models import face as face_models
+from runners.models import ocr as ocr_models
+from runners.models import store
+from runners.ocr import OcrApis, OcrModels
+from runners.sessions import Janitor, Sessions
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+#: API name -> (family attribute, kind): which model file a job of that API runs.
+API_FILES = {
+    "clip_image": ("clip", "image"), "clip_text": ("clip", "text"),
+    "ocr_detect": ("ocr", "det"), "ocr_recognize": ("ocr", "rec"),
+    "face_detect": ("faces", "det"), "face_embed": ("faces", "rec"),
+}
+
+
+class _Runner:
+    """What every runner service has: the sessions, their lifecycle, and the families it serves."""
+
+    families: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        from runners.onnx import CPU, choose_providers, create_session
+
+        memory.keep_freed_memory()
+        self.sessions = Sessions(lambda path: create_session(path, settings), on_change=_loaded_metric())
+        first = choose_providers(settings.onnx_providers)[0]
+        max_items = _pass_limit(settings.cpu_pass_values) if first == CPU else None
+        if "clip" in self.families:
+            self.clip = ClipModels(self.sessions, use_fp16(first), max_items)
+        if "ocr" in self.families:
+            self.ocr = OcrModels(self.sessions, max_items)
+        if "faces" in self.families:
+            self.faces = FaceModels(self.sessions, max_items)
+        self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll).start()
+        log.info("runner for %s on %s; models unload after %s", ", ".join(self.families), first,
+                 f"{settings.model_ttl:g} s unused" if settings.model_ttl > 0 else "never (MODEL_TTL=0)")
+
+    @bentoml.api
+    def load(self, models: list[list[str]]) -> list[str]:
+        """Load the files that jobs ``[api, model]`` run (preloading); the files loaded."""
+        paths = [self._path(api, model) for api, model in models]
+        for path in paths:
+            self.sessions.load(path)
+        return [str(path) for path in paths]
+
+    @bentoml.api
+    def loaded(self) -> dict[str, float]:
+        """Every loaded model file, with the seconds since it last ran."""
+        return {str(path): idle for path, idle in self.sessions.loaded().items()}
+
+    def _path(self, api: str, model: str) -> Path:
+        family, kind = API_FILES.get(api, (None, None))
+        if family is None or not hasattr(self, family):
+            raise ValueError(f"this runner has no API {api!r}")
+        return getattr(self, family).path(kind, model)
+
+
+def _loaded_metric() -> Callable[[Path, bool], None]:
+    """``immich_cn_ml_model_loaded{model="<file>"}``: 1 while a model file is loaded, 0 after it
+    is unloaded, in the service's /metrics. (prometheus_client is imported here, in the worker,
+    once BentoML has set it up for several processes.)"""
+    from prometheus_client import Gauge
+
+    gauge = Gauge("immich_cn_ml_model_loaded", "Whether a model file is loaded in a runner (1) or not (0)",
+                  ["model"], multiprocess_mode="livemax")
+    return lambda path, loaded: gauge.labels(model=str(path)).set(1 if loaded else 0)
+
+
+def _pass_limit(values: int) -> Callable[[tuple[int, ...]], int] | None:
+    """On CPU, split a batch into passes of at most ``values`` input values: batching gains
+    nothing there, while a pass's working memory grows with its batch."""
+    return (lambda shape: values // max(1, prod(shape))) if values > 0 else None
+
+
+def _service(cls: type, name: str, families: tuple[str, ...]) -> Any:
+    cls.families = families
+    for family in families:  # imported models travel with the Bento (bentoml build)
+        store.declare_models(cls, _STORE_FAMILY[family])
+    return bentoml.service(**runner_service_config(name, settings))(cls)
+
+
+_STORE_FAMILY = {"clip": clip_models.FAMILY, "ocr": ocr_models.FAMILY, "faces": face_models.FAMILY}
+
+
+class _ModelRunner(_Runner, ClipApis, OcrApis, FaceApis):
+    pass
+
+
+class _ClipRunner(_Runner, ClipApis):
+    pass
+
+
+class _OcrRunner(_Runner, OcrApis):
+    pass
+
+
+class _FaceRunner(_Runner, FaceApis):
+    pass
+
+
+#: The runner services of the layout the settings choose, by the entry service attribute that
+#: holds each (``service.py``), and which attribute serves each family.
+if settings.runners == "split":
+    RUNNERS = {
+        "clip": _service(_ClipRunner, "clip-runner", ("clip",)),
+        "ocr": _service(_OcrRunner, "ocr-runner", ("ocr",)),
+        "faces": _service(_FaceRunner, "face-runner", ("faces",)),
+    }
+    ATTRIBUTE_OF = {"clip": "clip", "ocr": "ocr", "faces": "faces"}
+else:
+    RUNNERS = {"models": _service(_ModelRunner, "model-runner", ("clip", "ocr", "faces"))}
+    ATTRIBUTE_OF = {"clip": "models", "ocr": "models", "faces": "models"}

@@ -1,0 +1,157 @@
+"""The sessions a runner holds: loaded on first use or on request, dropped after idle time.
+
+One ONNX Runtime session per model file, shared by all of a runner's APIs. Runner jobs name the
+file itself (resolved once by the entry service), so a model imported again while serving
+cannot mix one version's files with another's.
+
+A session unused for ``MODEL_TTL`` seconds is dropped, as the stock server unloads idle models;
+the next job that names its file loads it again. ``Janitor`` does the dropping, and gives the
+freed memory back to the system (``runners.memory``) once the runner has been idle a moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from runners import memory
+from runners.turns import FairTurns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Loaded:
+    session: Any
+    last_used: float
+    busy: int = 0  # passes running on it now; a busy session is never dropped
+
+
+@dataclass
+class Sessions:
+    """``create(path)`` makes a session (``runners.onnx.create_session`` in a runner); passes
+    take turns (``runners.turns``), fairly between the families that ask for them."""
+
+    create: Callable[[Path], Any]
+    clock: Callable[[], float] = time.monotonic
+    turns: FairTurns = field(default_factory=FairTurns)
+    #: Told of every load (True) and drop (False), e.g. to keep a metric.
+    on_change: Callable[[Path, bool], None] = lambda path, loaded: None
+    _loaded: dict[Path, _Loaded] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: When the last pass ended, and how many ran since the memory was last trimmed.
+    last_pass: float = 0.0
+    passes_since_trim: int = 0
+
+    def _acquire(self, path: Path) -> _Loaded:
+        with self._lock:  # loading under the lock: the janitor never sees half a session
+            loaded = self._loaded.get(path)
+            if loaded is None:
+                started = self.clock()
+                loaded = self._loaded[path] = _Loaded(self.create(path), started)
+                log.info("loaded %s in %.1f s", path, self.clock() - started)
+                self.on_change(path, True)
+            loaded.busy += 1
+            return loaded
+
+    def _release(self, loaded: _Loaded) -> None:
+        with self._lock:
+            loaded.busy -= 1
+            loaded.last_used = self.last_pass = self.clock()
+            self.passes_since_trim += 1
+
+    def load(self, path: Path) -> None:
+        """Load ``path`` now (a preload); it then idles like any other."""
+        self._release(self._acquire(path))
+
+    def inputs(self, path: Path) -> list[Any]:
+        loaded = self._acquire(path)
+        try:
+            return loaded.session.get_inputs()
+        finally:
+            self._release(loaded)
+
+    def takes_batches(self, path: Path) -> bool:
+        """Whether the model's first input leaves its batch axis free (``runners.models.batch_axis``
+        settles that at import); one that declares 1 must get one item at a time."""
+        return self.inputs(path)[0].shape[0] != 1
+
+    def run_all(self, path: Path, batch: np.ndarray, family: str = "") -> list[np.ndarray]:
+        """Every output of the model at ``path`` on ``batch``, in the graph's order; the pass
+        waits for ``family``'s turn."""
+        loaded = self._acquire(path)
+        try:
+            with self.turns.turn(family):
+                return loaded.session.run(None, {loaded.session.get_inputs()[0].name: batch})
+        finally:
+            self._release(loaded)
+
+    def run(self, path: Path, batch: np.ndarray, family: str = "") -> np.ndarray:
+        """The first output of the model at ``path`` on ``batch``."""
+        return self.run_all(path, batch, family)[0]
+
+    def loaded(self) -> dict[Path, float]:
+        """Every loaded file, with its idle seconds."""
+        now = self.clock()
+        with self._lock:
+            return {path: now - entry.last_used for path, entry in self._loaded.items()}
+
+    def drop_idle(self, ttl: float) -> list[Path]:
+        """Drop the sessions idle for ``ttl`` seconds or more; the ones dropped."""
+        now = self.clock()
+        with self._lock:
+            idle = [path for path, entry in self._loaded.items() if entry.busy == 0 and now - entry.last_used >= ttl]
+            for path in idle:
+                del self._loaded[path]
+        for path in idle:
+            self.on_change(path, False)
+        return idle
+
+
+class Janitor:
+    """Drops idle sessions every ``poll`` seconds (when ``ttl`` > 0), and trims the heap once
+    no pass has run for ``settle`` seconds since the last trim."""
+
+    def __init__(self, sessions: Sessions, ttl: float, poll: float, settle: float = 1.0) -> None:
+        self.sessions, self.ttl, self.poll, self.settle = sessions, ttl, poll, settle
+        self._next_drop = sessions.clock() + poll
+        self._stop = threading.Event()
+
+    def tick(self) -> None:
+        """One round of the work; the thread calls it every ``min(poll, settle)`` seconds."""
+        sessions = self.sessions
+        now = sessions.clock()
+        dropped = []
+        if self.ttl > 0 and now >= self._next_drop:
+            self._next_drop = now + self.poll
+            dropped = sessions.drop_idle(self.ttl)
+            for path in dropped:
+                log.info("unloaded %s after %.0f s unused (MODEL_TTL)", path, self.ttl)
+        with sessions._lock:
+            settled = sessions.passes_since_trim > 0 and now - sessions.last_pass >= self.settle
+            if settled:
+                sessions.passes_since_trim = 0
+        if dropped or settled:
+            memory.trim()
+
+    def start(self) -> Janitor:
+        thread = threading.Thread(target=self._loop, name="sessions-janitor", daemon=True)
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        interval = min(self.poll, self.settle)
+        while not self._stop.wait(interval):
+            try:
+                self.tick()
+            except Exception:  # the janitor must outlive any one failure
+                log.exception("sessions janitor failed")

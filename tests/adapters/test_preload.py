@@ -1,0 +1,71 @@
+"""Preloads: every named model that is served here is loaded before the service says ready."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bentoml.exceptions import InternalServerError, ServiceUnavailable
+
+import adapters.preload as preload_module
+from adapters.preload import Readiness, preload
+from adapters.routing import Router
+
+
+class Model:
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.loads = 0
+        self.failures = list(failures or [])
+
+    async def predict(self, inputs, options, previous):  # pragma: no cover - never run here
+        raise AssertionError
+
+    async def preload(self) -> None:
+        self.loads += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def run(router: Router, preloads) -> Readiness:
+    readiness = Readiness()
+    assert not readiness.ready
+    asyncio.run(preload(router, preloads, readiness))
+    return readiness
+
+
+def test_named_models_load_and_the_service_becomes_ready():
+    visual, det, rec = Model(), Model(), Model()
+    router = Router({("clip", "visual", "cn-clip/ViT-B-16__openai"): visual,
+                     ("ocr", "detection", "PP-OCRv5_mobile"): det, ("ocr", "recognition", "PP-OCRv5_mobile"): rec}, {})
+    readiness = run(router, {("clip", "visual"): ["cn-clip/ViT-B-16__openai"],
+                             ("ocr", "detection"): ["immich-app/PP-OCRv5_mobile"]})
+    assert readiness.ready and readiness.failed == []
+    assert (visual.loads, det.loads, rec.loads) == (1, 1, 0)
+
+
+def test_no_preloads_is_ready_at_once():
+    assert run(Router({}, {}), {}).ready
+
+
+def test_a_model_not_served_here_is_left_to_the_upstream(caplog):
+    readiness = run(Router({}, {}), {("clip", "visual"): ["ViT-B-32__openai"]})
+    assert readiness.ready
+    assert "not served here" in caplog.text
+
+
+def test_a_runner_still_starting_is_asked_again(monkeypatch):
+    monkeypatch.setattr(preload_module.asyncio, "sleep", _no_sleep)
+    model = Model([ServiceUnavailable("not ready"), ConnectionRefusedError("refused")])
+    readiness = run(Router({("ocr", "detection", "m"): model}, {}), {("ocr", "detection"): ["m"]})
+    assert readiness.ready and model.loads == 3
+
+
+def test_a_model_that_fails_to_load_keeps_the_service_unready(caplog):
+    model = Model([InternalServerError("InvalidProtobuf: broken.onnx")])
+    readiness = run(Router({("ocr", "detection", "m"): model}, {}), {("ocr", "detection"): ["m"]})
+    assert readiness.done and not readiness.ready
+    assert "broken.onnx" in readiness.failed[0] and "broken.onnx" in caplog.text
+    assert model.loads == 1
+
+
+async def _no_sleep(_: float) -> None:
+    return None

@@ -1,0 +1,56 @@
+"""The runner layouts, and what every process of the Bento imports.
+
+Each check runs in a fresh interpreter: the layout is chosen when ``service.py`` is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.bento_server import ROOT
+
+APIS = {"clip_image", "clip_text", "ocr_detect", "ocr_recognize", "face_detect", "face_embed", "load", "loaded"}
+
+SCRIPT = """
+import json, sys
+import service
+deps = {name: dep.on for name, dep in service.ImmichCnMl.dependencies.items()}
+print(json.dumps({
+    "dependencies": {name: [runner.name, sorted(runner.apis)] for name, runner in deps.items()},
+    "imported": sorted({m.split(".")[0] for m in sys.modules} & {"onnxruntime", "insightface", "rapidocr", "cv2",
+                                                                 "onnx", "tokenizers", "skimage", "torch"}),
+}))
+"""
+
+
+def describe(tmp_path, runners: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMMICH_CN_ML_")}
+    env["BENTOML_HOME"] = str(tmp_path)
+    if runners:
+        env["IMMICH_CN_ML_RUNNERS"] = runners
+    run = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_a_home_server_runs_every_model_in_one_runner(tmp_path):
+    found = describe(tmp_path, None)
+    assert found["dependencies"] == {"models": ["model-runner", sorted(APIS)]}
+
+
+def test_split_makes_one_runner_per_family_with_the_same_api_names(tmp_path):
+    found = describe(tmp_path, "split")
+    assert found["dependencies"] == {
+        "clip": ["clip-runner", ["clip_image", "clip_text", "load", "loaded"]],
+        "ocr": ["ocr-runner", ["load", "loaded", "ocr_detect", "ocr_recognize"]],
+        "faces": ["face-runner", ["face_detect", "face_embed", "load", "loaded"]],
+    }
+
+
+def test_importing_the_service_loads_no_model_library(tmp_path):
+    # `bentoml serve` and every runner import service.py: pre- and post-processing libraries
+    # (and ONNX Runtime, which only runners need, once they start) must wait.
+    assert describe(tmp_path, None)["imported"] == []

@@ -1,0 +1,120 @@
+"""Sessions load on first use, drop after MODEL_TTL idle seconds, and never while running."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import runners.sessions as sessions_module
+from runners.sessions import Janitor, Sessions
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSession:
+    """Doubles its input; ``gate`` (when set) holds a pass until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.gate: threading.Event | None = None
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "x", "shape": ["batch", 3]})()]
+
+    def run(self, names, feed):
+        if self.gate is not None:
+            self.gate.wait(5)
+        return [feed["x"] * 2]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def made() -> list[Path]:
+    return []
+
+
+@pytest.fixture
+def sessions(clock, made) -> Sessions:
+    def create(path: Path) -> FakeSession:
+        made.append(path)
+        return FakeSession(path)
+
+    return Sessions(create, clock=clock)
+
+
+def test_a_session_loads_once_on_first_use(sessions, made):
+    a = Path("a.onnx")
+    assert sessions.run(a, np.ones((1, 3))).tolist() == [[2, 2, 2]]
+    sessions.run(a, np.ones((2, 3)))
+    assert made == [a]
+    assert sessions.loaded() == {a: 0.0}
+
+
+def test_idle_sessions_drop_after_the_ttl_and_load_again_on_use(sessions, made, clock):
+    a, b = Path("a.onnx"), Path("b.onnx")
+    sessions.run(a, np.ones((1, 3)))
+    clock.now += 200
+    sessions.load(b)  # preloaded: idles like any other
+    clock.now += 150
+    assert sessions.drop_idle(300) == [a]
+    assert list(sessions.loaded()) == [b]
+    sessions.run(a, np.ones((1, 3)))
+    assert made == [a, b, a]
+
+
+def test_a_running_session_is_never_dropped(sessions, clock):
+    a = Path("a.onnx")
+    sessions.load(a)
+    session = sessions._loaded[a].session
+    session.gate = threading.Event()
+    worker = threading.Thread(target=sessions.run, args=(a, np.ones((1, 3))))
+    worker.start()
+    try:
+        clock.now += 1000
+        while sessions._loaded[a].busy == 0:
+            pass
+        assert sessions.drop_idle(300) == []
+    finally:
+        session.gate.set()
+        worker.join()
+    assert sessions.drop_idle(300) == []  # it just ran: idle for 0 s
+    clock.now += 300
+    assert sessions.drop_idle(300) == [a]
+
+
+def test_the_janitor_drops_on_its_poll_and_trims_once_passes_settle(sessions, clock, monkeypatch):
+    trims = []
+    monkeypatch.setattr(sessions_module.memory, "trim", lambda: trims.append(clock.now))
+    janitor = Janitor(sessions, ttl=300, poll=10, settle=1)
+    sessions.run(Path("a.onnx"), np.ones((1, 3)))
+    janitor.tick()
+    assert trims == []  # a pass just ended: more may follow
+    clock.now += 1
+    janitor.tick()
+    assert trims == [clock.now]
+    janitor.tick()
+    assert len(trims) == 1  # nothing ran since
+    clock.now += 300
+    janitor.tick()
+    assert sessions.loaded() == {} and len(trims) == 2  # dropped, and the memory given back
+
+
+def test_ttl_zero_keeps_sessions_for_good(sessions, clock):
+    janitor = Janitor(sessions, ttl=0, poll=10)
+    sessions.load(Path("a.onnx"))
+    clock.now += 10**6
+    janitor.tick()
+    assert list(sessions.loaded()) == [Path("a.onnx")]

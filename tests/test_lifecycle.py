@@ -1,0 +1,115 @@
+"""Model lifecycle as stock users know it, over real HTTP against served processes:
+MODEL_TTL unloads idle models in the runner (and the memory goes back), the next request loads
+them again and answers the same; PRELOAD loads models at start and /readyz waits for them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.adapters.test_ocr import immich_entries, ocr
+from tests.conftest import LIMITS
+from tests.support.bento_server import BentoServer
+from tests.support.model_metrics import loaded_models
+from tests.support.ocr_cases import FIXTURES
+
+SCENE = (FIXTURES / "scene_1440x1080.jpg").read_bytes()
+MIB = 2**20
+
+
+def _serve(tmp_path_factory, env: dict[str, str], ready: str = "/readyz", home: Path | None = None):
+    server = BentoServer(".", home or tmp_path_factory.mktemp("bentoml-home"), {**LIMITS, **env})
+    server.start(ready=ready)
+    return server
+
+
+def wait_until(condition, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def ttl_server(tmp_path_factory):
+    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "3", "MACHINE_LEARNING_MODEL_TTL_POLL_S": "0.5"})
+    yield server
+    server.stop()
+
+
+def test_idle_models_unload_give_memory_back_and_reload_with_the_same_answer(ttl_server):
+    runner = ttl_server.worker("model-runner")
+    idle = runner.memory_info().rss
+    first = ocr(ttl_server, SCENE, immich_entries())
+    assert first.status_code == 200, first.text
+    loaded = loaded_models(ttl_server.url)
+    assert sorted(Path(m).name for m, on in loaded.items() if on) == ["det.onnx", "rec.onnx"]
+    with_models = runner.memory_info().rss
+    assert with_models - idle > 20 * MIB, "loading the OCR models should show in the runner's memory"
+
+    wait_until(lambda: not any(loaded_models(ttl_server.url).values()))
+    time.sleep(1.5)  # the janitor trims once it has dropped them
+    after = runner.memory_info().rss
+    assert after - idle < 0.5 * (with_models - idle), (idle / MIB, with_models / MIB, after / MIB)
+
+    again = ocr(ttl_server, SCENE, immich_entries())
+    assert again.status_code == 200 and again.json() == first.json()
+    assert all(loaded_models(ttl_server.url).values())
+    assert "unloaded" in ttl_server.log() and "MODEL_TTL" in ttl_server.log()
+
+
+def test_preloaded_models_are_in_before_the_first_request(tmp_path_factory):
+    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "0",
+                                       "MACHINE_LEARNING_PRELOAD__OCR__DETECTION": "PP-OCRv5_mobile",
+                                       "MACHINE_LEARNING_PRELOAD__OCR__RECOGNITION": "immich-app/PP-OCRv5_mobile",
+                                       "MACHINE_LEARNING_PRELOAD__CLIP__VISUAL": "ViT-B-32__openai"})
+    try:
+        # start() waited for /readyz: both OCR files are loaded, and no request was made
+        loaded = loaded_models(server.url)
+        assert sorted(Path(m).name for m, on in loaded.items() if on) == ["det.onnx", "rec.onnx"]
+        assert "preload clip/visual model 'ViT-B-32__openai': not served here" in server.log()
+        assert ocr(server, SCENE, immich_entries()).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_preload_that_fails_keeps_readyz_503_while_ping_answers(tmp_path_factory, face_home, tmp_path):
+    import shutil
+
+    import onnx
+
+    home = tmp_path / "home"
+    shutil.copytree(face_home, home, ignore=shutil.ignore_patterns("serve-*.log"))
+    for recognizer in home.glob("models/face-buffalo_l/*/recognizer.onnx"):
+        # Still a graph insightface reads (the entry serves the pack), but no runtime runs it.
+        model = onnx.load(str(recognizer))
+        model.graph.node[0].op_type = "NoSuchOperator"
+        onnx.save(model, str(recognizer))
+    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_PRELOAD__FACIAL_RECOGNITION__RECOGNITION": "buffalo_l"},
+                    ready="/ping", home=home)
+    try:
+        wait_until(lambda: "preload(s) failed" in server.log())
+        assert httpx.get(f"{server.url}/readyz").status_code == 503
+        assert httpx.get(f"{server.url}/ping").text == "pong"
+        assert "facial-recognition/recognition model 'buffalo_l'" in server.log()
+    finally:
+        server.stop()
+
+
+def test_split_runners_answer_as_the_combined_one(tmp_path_factory, lonely_server):
+    server = _serve(tmp_path_factory, {"IMMICH_CN_ML_RUNNERS": "split"})
+    try:
+        names = {process.cmdline()[process.cmdline().index("--service-name") + 1]
+                 for process in __import__("psutil").Process(server.pid).children(recursive=True)
+                 if "--service-name" in process.cmdline()}
+        assert names == {"immich-cn-ml", "clip-runner", "ocr-runner", "face-runner"}
+        split = ocr(server, SCENE, immich_entries())
+        combined = ocr(lonely_server, SCENE, immich_entries())
+        assert split.status_code == 200 and split.json() == combined.json()
+    finally:
+        server.stop()
