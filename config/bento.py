@@ -39,4 +39,7 @@ def runner_service_config(name: str, settings: Settings) -> dict[str, Any]:
         "threads": RUNNER_THREADS,
         "traffic": {"timeout": settings.request_timeout},
         "runner_connection": {"max_requests": 2**31 - 1, "max_age": 10.0**9},
+        # The entry service logs every request it answers; a line per runner call as well
+        # would double the log and cost each call its formatting.
+        "logging": {"access": {"enabled": False}},
     }
