@@ -7,8 +7,8 @@ Runner batches form from the requests being worked on, so the limit is also the 
 an API can see: on CPU, where batching gains nothing, a few per core keep the runner busy.
 Text requests (search queries) hold no image and never wait here.
 
-Whenever no image request is being worked on, the worker hands the memory they freed back to
-the system (``runners.memory``), at most once a second.
+The worker hands the memory they freed back to the system (``runners.memory``) as soon as no
+image request is being worked on, and every few seconds while requests keep coming.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ class Admission:
                 self.active -= 1
                 self.finished += 1
 
-    async def give_back_memory(self, interval: float = 1.0) -> None:
-        """Run for the worker's life: trim the heap when idle after work."""
-        trimmed_at = 0
+    async def give_back_memory(self, interval: float = 1.0, busy_every: int = 5) -> None:
+        """Run for the worker's life: trim the heap when idle after work, or every
+        ``busy_every`` intervals while busy."""
+        trimmed_after, waited = 0, 0
         while True:
             await asyncio.sleep(interval)
-            if self.active == 0 and self.finished != trimmed_at:
-                trimmed_at = self.finished
+            waited += 1
+            if self.finished != trimmed_after and (self.active == 0 or waited >= busy_every):
+                trimmed_after, waited = self.finished, 0
                 await asyncio.to_thread(memory.trim)

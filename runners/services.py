@@ -74,11 +74,6 @@ class _Runner:
             self.sessions.load(path)
         return [str(path) for path in paths]
 
-    @bentoml.api
-    def loaded(self) -> dict[str, float]:
-        """Every loaded model file, with the seconds since it last ran."""
-        return {str(path): idle for path, idle in self.sessions.loaded().items()}
-
     def _path(self, api: str, model: str) -> Path:
         family, kind = API_FILES.get(api, (None, None))
         if family is None or not hasattr(self, family):

@@ -6,7 +6,10 @@ cannot mix one version's files with another's.
 
 A session unused for ``MODEL_TTL`` seconds is dropped, as the stock server unloads idle models;
 the next job that names its file loads it again. ``Janitor`` does the dropping, and gives the
-freed memory back to the system (``runners.memory``) once the runner has been idle a moment.
+freed memory back to the system (``runners.memory``): once the runner has been idle a moment,
+and every few seconds while it is busy (the working memory of passes of many shapes and sizes,
+freed and reused, scatters across the heap; handing back its free pages keeps the resident
+memory near what the passes really use, for the cost of faulting them in again).
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ class Sessions:
     on_change: Callable[[Path, bool], None] = lambda path, loaded: None
     _loaded: dict[Path, _Loaded] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: When the last pass ended, and how many ran since the memory was last trimmed.
+    #: When the last pass ended, and how many have ended so far.
     last_pass: float = 0.0
-    passes_since_trim: int = 0
+    passes: int = 0
 
     def _acquire(self, path: Path) -> _Loaded:
         with self._lock:  # loading under the lock: the janitor never sees half a session
@@ -64,7 +67,7 @@ class Sessions:
         with self._lock:
             loaded.busy -= 1
             loaded.last_used = self.last_pass = self.clock()
-            self.passes_since_trim += 1
+            self.passes += 1
 
     def load(self, path: Path) -> None:
         """Load ``path`` now (a preload); it then idles like any other."""
@@ -115,12 +118,15 @@ class Sessions:
 
 
 class Janitor:
-    """Drops idle sessions every ``poll`` seconds (when ``ttl`` > 0), and trims the heap once
-    no pass has run for ``settle`` seconds since the last trim."""
+    """Drops idle sessions every ``poll`` seconds (when ``ttl`` > 0), and trims the heap when
+    passes have run since the last trim and either none has for ``settle`` seconds or
+    ``busy_trim`` seconds have gone by."""
 
-    def __init__(self, sessions: Sessions, ttl: float, poll: float, settle: float = 1.0) -> None:
-        self.sessions, self.ttl, self.poll, self.settle = sessions, ttl, poll, settle
+    def __init__(self, sessions: Sessions, ttl: float, poll: float, settle: float = 1.0,
+                 busy_trim: float = 5.0) -> None:
+        self.sessions, self.ttl, self.poll, self.settle, self.busy_trim = sessions, ttl, poll, settle, busy_trim
         self._next_drop = sessions.clock() + poll
+        self._trimmed = (sessions.passes, sessions.clock())  # passes then, and when
         self._stop = threading.Event()
 
     def tick(self) -> None:
@@ -133,11 +139,10 @@ class Janitor:
             dropped = sessions.drop_idle(self.ttl)
             for path in dropped:
                 log.info("unloaded %s after %.0f s unused (MODEL_TTL)", path, self.ttl)
-        with sessions._lock:
-            settled = sessions.passes_since_trim > 0 and now - sessions.last_pass >= self.settle
-            if settled:
-                sessions.passes_since_trim = 0
-        if dropped or settled:
+        passes, trimmed_at = self._trimmed
+        worked = sessions.passes != passes
+        if dropped or (worked and (now - sessions.last_pass >= self.settle or now - trimmed_at >= self.busy_trim)):
+            self._trimmed = (sessions.passes, now)
             memory.trim()
 
     def start(self) -> Janitor:

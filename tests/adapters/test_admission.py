@@ -37,7 +37,7 @@ def test_memory_is_trimmed_once_idle_after_work(monkeypatch):
 
     async def main() -> None:
         admission = Admission(2)
-        janitor = asyncio.create_task(admission.give_back_memory(interval=0.01))
+        janitor = asyncio.create_task(admission.give_back_memory(interval=0.01, busy_every=1000))
         await asyncio.sleep(0.05)
         assert trims == []  # nothing was done
         async with admission.slot():
@@ -50,3 +50,20 @@ def test_memory_is_trimmed_once_idle_after_work(monkeypatch):
         janitor.cancel()
 
     asyncio.run(main())
+
+
+def test_memory_is_trimmed_now_and_then_while_requests_keep_coming(monkeypatch):
+    trims = []
+    monkeypatch.setattr(admission_module.memory, "trim", lambda: trims.append(1))
+
+    async def main() -> None:
+        admission = Admission(2)
+        janitor = asyncio.create_task(admission.give_back_memory(interval=0.01, busy_every=5))
+        async with admission.slot():
+            for _ in range(20):  # one request always in work, others finishing
+                async with admission.slot():
+                    await asyncio.sleep(0.01)
+        janitor.cancel()
+
+    asyncio.run(main())
+    assert 1 <= len(trims) <= 6
