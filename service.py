@@ -14,6 +14,8 @@ the entry service's workers only.
 
 from __future__ import annotations
 
+import os
+
 import bentoml
 
 from adapters.app import create_app
@@ -21,10 +23,14 @@ from adapters.local import LocalModels
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
+from runners import memory
 from runners.services import ATTRIBUTE_OF, RUNNERS
 
 settings = get_settings()
 configure_logging(settings)
+# glibc reads its tunables when a process starts: set here, in the process that starts the
+# runner and entry workers, so their large tensors get transparent huge pages (runners/memory.py).
+os.environ["GLIBC_TUNABLES"] = memory.with_huge_pages(os.environ.get("GLIBC_TUNABLES"))
 
 
 def local_models() -> LocalModels:
@@ -33,7 +39,6 @@ def local_models() -> LocalModels:
     from adapters.clip import clip_local_models
     from adapters.face import face_local_models
     from adapters.ocr import ocr_local_models
-    from runners import memory
     from runners.models import clip as clip_models
     from runners.models import face as face_models
     from runners.models import ocr as ocr_models

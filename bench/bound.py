@@ -12,8 +12,10 @@ In one run, on the same machine and model files:
 4. the resident memory of the whole process tree (``bench.rss``): idle right after start, with
    every model loaded, and at its peak during the heavy mix.
 
-It prints one table and writes ``OUT.json`` and ``OUT.png``; BENCHMARKS.md explains the
-figures. Models (``bench.models``) are the real architectures with random weights, imported
+This machine's speed drifts by a fifth within a minute (the bare OCR detector alone: 59 to
+90 ms), so every point is measured in slices that alternate with timings of the bare models,
+and compared with the bare timings taken between its own slices. It prints one table and writes
+``OUT.json`` and ``OUT.png``; bench/BENCHMARKS.md explains the figures. Models (``bench.models``) are the real architectures with random weights, imported
 once into ``--home`` (default: a folder under the system's temp dir, kept between runs).
 Needs the export extra (`make tools`) and the bench extra (matplotlib). Settings for the
 service under test can be given as ``--env NAME=VALUE``.
@@ -51,6 +53,7 @@ def pipelines(home: Path) -> dict[str, bare.Pipeline]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per single-workload point")
+    parser.add_argument("--slices", type=int, default=3, help="slices each point is measured in, between bare timings")
     parser.add_argument("--mix-seconds", type=float, default=60.0, help="seconds of the library scan and the heavy mix")
     parser.add_argument("--rounds", type=int, default=20, help="passes per bare-model timing")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "immich-cn-ml-bench",
@@ -76,24 +79,44 @@ def main() -> None:
         time.sleep(3)
         result["rss_idle"] = rss.by_process(pid)
 
+        def sliced(streams: list[tuple[str, int]], seconds: float, slices: int) -> tuple[list[load.Tally], dict]:
+            """The streams run for ``seconds`` in all, in ``slices`` between timings of their bare
+            models; (their tallies, each model's mean bare figures over the slices)."""
+            tallies = [load.Tally() for _ in streams]
+            timed: dict[str, list[dict]] = {}
+            for index in range(slices):
+                for name, _ in streams:
+                    timed.setdefault(name, []).append(bare.measure(bare_pipelines[name], max(3, args.rounds // 4)))
+                got = load.run(server.url, [(loads[name], c) for name, c in streams], seconds=seconds / slices,
+                               warmup=2 if index == 0 else 0)
+                for tally, part in zip(tallies, got):
+                    tally.add(part)
+            means = {name: {"seconds": sum(t["seconds"] for t in runs) / len(runs), "gflops": runs[0]["gflops"]}
+                     for name, runs in timed.items()}
+            for figures in means.values():
+                figures["req_s"] = 1 / figures["seconds"]
+            return tallies, means
+
         result["single"] = []
         for name, concurrencies in SINGLE if args.only != "mixes" else []:
             for concurrency in concurrencies:
-                # This machine's speed drifts by a fifth within a minute: the bound is timed
-                # again right before each point, and the point is compared with that.
-                now = bare.measure(bare_pipelines[name], args.rounds // 2)
-                [tally] = load.run(server.url, [(loads[name], concurrency)], seconds=args.seconds)
+                [tally], now = sliced([(name, concurrency)], args.seconds, args.slices)
                 row = {"workload": name, "concurrency": concurrency, **tally.summary(),
-                       "bare_req_s": round(now["req_s"], 3), "bare_ms": round(1000 * now["seconds"], 1)}
+                       "bare_req_s": round(now[name]["req_s"], 3), "bare_ms": round(1000 * now[name]["seconds"], 1)}
                 result["single"].append(row)
                 print(f"  {name} c={concurrency}: {row}", flush=True)
         time.sleep(3)  # idle: the runner gives back what the passes left behind
         result["rss_loaded"] = rss.by_process(pid)
 
         for key, streams in (("scan", SCAN), ("heavy", HEAVY)) if args.only != "single" else ():
-            result[f"bare_{key}"] = {name: bare.measure(bare_pipelines[name], args.rounds // 2) for name, _ in streams}
+            # One stretch, not slices: pauses would let the service hand memory back and hide
+            # its peak. The bound is timed before and after, and the mean taken.
+            before = {name: bare.measure(bare_pipelines[name], args.rounds // 2) for name, _ in streams}
             with rss.PeakSampler(pid) as sampler:
                 tallies = load.run(server.url, [(loads[name], c) for name, c in streams], seconds=args.mix_seconds)
+            after = {name: bare.measure(bare_pipelines[name], args.rounds // 2) for name, _ in streams}
+            result[f"bare_{key}"] = {name: {"seconds": (before[name]["seconds"] + after[name]["seconds"]) / 2,
+                                            "gflops": before[name]["gflops"]} for name in before}
             result[key] = {
                 "streams": [{"workload": name, "concurrency": c, **t.summary()} for (name, c), t in zip(streams, tallies)],
                 "rss_peak": sampler.peak_split,

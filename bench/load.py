@@ -43,6 +43,12 @@ class Tally:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
+    def add(self, other: Tally) -> None:
+        """Count ``other``'s requests and time in this one (a stream measured in slices)."""
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.seconds += other.seconds
+
     def summary(self) -> dict:
         return {
             "requests": len(self.latencies),

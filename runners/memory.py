@@ -1,14 +1,19 @@
 """Give freed memory back to the system: glibc's allocator, tuned for large, short-lived tensors.
 
 ONNX Runtime's own CPU arena keeps every buffer it ever grew to, per session, for good; with it
-off (the default here, as in stock Immich), tensors come from malloc. glibc then serves large
-requests with fresh ``mmap`` calls and returns them at once, so every forward pass pays page
-faults for its biggest activations (+30-50 % on the OCR detector), and what it frees in the heap
-stays resident until something trims it (a loaded recogniser keeps twice its weights).
+off (the default here, as in stock Immich), tensors come from malloc. What glibc does with them
+by default costs twice: blocks over its (adaptive) mmap threshold get fresh pages on every pass,
+and what it frees in the heap stays resident until something trims it (a loaded recogniser kept
+twice its weights; a busy runner held 400-500 MB of free heap).
 
-So runner processes ask glibc to serve every size from the heap (no ``mmap``: a pass reuses the
-last pass's pages) and to keep free memory, and trim it themselves when the models fall idle
-(``trim``). Elsewhere (musl, macOS) both are no-ops.
+So these processes (``keep_freed_memory``) use one heap for all threads, keep free memory for
+the next pass, and trim it themselves (``trim``) when idle and every few seconds while busy.
+Blocks of 32 MiB and more (the activations of a whole pass: 150 MB for the OCR detector) get a
+mapping of their own, returned when freed: reused heap space for them fragmented the heap by
+hundreds of megabytes under mixed load. Mapping them anew costs page faults, which transparent
+huge pages make cheap (81 instead of 111 ms for the OCR detector): ``HUGE_PAGES`` is the glibc
+tunable that asks for them; it works only when set before a process starts, so ``service.py``
+sets it for the processes BentoML starts. Elsewhere (musl, macOS) all of this is a no-op.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ log = logging.getLogger(__name__)
 
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
+#: The largest mmap threshold glibc accepts on 64-bit systems (half its heap size).
+MMAP_THRESHOLD = 32 * 2**20
+#: glibc tunable: madvise(MADV_HUGEPAGE) the blocks it maps (for THP in "madvise" mode).
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 _libc = None
 _name = ctypes.util.find_library("c")
@@ -41,17 +50,23 @@ def available() -> bool:
 
 
 def keep_freed_memory() -> None:
-    """Serve large blocks from the heap and let free memory stay until ``trim``.
+    """Let free memory stay until ``trim``; map blocks of ``MMAP_THRESHOLD`` and more apart.
 
     One arena: ONNX Runtime allocates on whichever thread runs a pass, and a heap per thread
-    would keep as many copies of the same free space (measured: the heavy mix's peak grew by
-    300 MB more with two).
+    would keep as many copies of the same free space (the heavy mix's peak grew by 300 MB more
+    with two).
     """
     if _libc is None:
         return
-    for parameter, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1)):
+    for parameter, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1)):
         if _libc.mallopt(parameter, value) != 1:
             log.warning("mallopt(%d, %d) was refused; freed memory may stay resident", parameter, value)
+
+
+def with_huge_pages(tunables: str | None) -> str:
+    """A ``GLIBC_TUNABLES`` value with ``HUGE_PAGES`` added to what is set already."""
+    kept = [t for t in (tunables or "").split(":") if t and not t.startswith("glibc.malloc.hugetlb=")]
+    return ":".join([*kept, HUGE_PAGES])
 
 
 def trim() -> None:

@@ -37,3 +37,9 @@ def test_trim_without_glibc_is_a_no_op(monkeypatch):
     monkeypatch.setattr(memory, "_libc", None)
     memory.keep_freed_memory()
     memory.trim()
+
+
+def test_huge_pages_join_the_tunables_already_set():
+    assert memory.with_huge_pages(None) == "glibc.malloc.hugetlb=1"
+    assert memory.with_huge_pages("glibc.malloc.arena_max=4") == "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1"
+    assert memory.with_huge_pages("glibc.malloc.hugetlb=0:x.y=1") == "x.y=1:glibc.malloc.hugetlb=1"

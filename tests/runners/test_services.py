@@ -15,13 +15,14 @@ from tests.support.bento_server import ROOT
 APIS = {"clip_image", "clip_text", "ocr_detect", "ocr_recognize", "face_detect", "face_embed", "load"}
 
 SCRIPT = """
-import json, sys
+import json, os, sys
 import service
 deps = {name: dep.on for name, dep in service.ImmichCnMl.dependencies.items()}
 print(json.dumps({
     "dependencies": {name: [runner.name, sorted(runner.apis)] for name, runner in deps.items()},
     "imported": sorted({m.split(".")[0] for m in sys.modules} & {"onnxruntime", "insightface", "rapidocr", "cv2",
                                                                  "onnx", "tokenizers", "skimage", "torch"}),
+    "tunables": os.environ.get("GLIBC_TUNABLES"),
 }))
 """
 
@@ -53,4 +54,7 @@ def test_split_makes_one_runner_per_family_with_the_same_api_names(tmp_path):
 def test_importing_the_service_loads_no_model_library(tmp_path):
     # `bentoml serve` and every runner import service.py: pre- and post-processing libraries
     # (and ONNX Runtime, which only runners need, once they start) must wait.
-    assert describe(tmp_path, None)["imported"] == []
+    found = describe(tmp_path, None)
+    assert found["imported"] == []
+    # ...and it asks glibc for huge pages in the workers it starts (runners/memory.py)
+    assert found["tunables"] == "glibc.malloc.hugetlb=1"
