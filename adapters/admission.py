@@ -7,8 +7,8 @@ Runner batches form from the requests being worked on, so the limit is also the 
 an API can see: on CPU, where batching gains nothing, a few per core keep the runner busy.
 Text requests (search queries) hold no image and never wait here.
 
-The worker hands the memory they freed back to the system (``runners.memory``) as soon as no
-image request is being worked on, and every few seconds while requests keep coming.
+The worker hands the memory they freed back to the system (``runners.memory``) every second in
+which requests finished.
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ class Admission:
                 self.active -= 1
                 self.finished += 1
 
-    async def give_back_memory(self, interval: float = 1.0, busy_every: int = 5) -> None:
-        """Run for the worker's life: trim the heap when idle after work, or every
-        ``busy_every`` intervals while busy."""
-        trimmed_after, waited = 0, 0
+    async def give_back_memory(self, every: float = 1.0) -> None:
+        """Run for the worker's life: trim the heap each ``every`` seconds in which requests
+        finished."""
+        trimmed_after = 0
         while True:
-            await asyncio.sleep(interval)
-            waited += 1
-            if self.finished != trimmed_after and (self.active == 0 or waited >= busy_every):
-                trimmed_after, waited = self.finished, 0
+            await asyncio.sleep(every)
+            if self.finished != trimmed_after:
+                trimmed_after = self.finished
                 await asyncio.to_thread(memory.trim)

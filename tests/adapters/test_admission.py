@@ -31,39 +31,22 @@ def test_no_more_than_the_limit_work_at_once_and_all_finish_in_order():
     assert order == list(range(10))
 
 
-def test_memory_is_trimmed_once_idle_after_work(monkeypatch):
+def test_memory_is_trimmed_each_second_in_which_requests_finished(monkeypatch):
     trims = []
     monkeypatch.setattr(admission_module.memory, "trim", lambda: trims.append(1))
 
     async def main() -> None:
         admission = Admission(2)
-        janitor = asyncio.create_task(admission.give_back_memory(interval=0.01, busy_every=1000))
-        await asyncio.sleep(0.05)
+        janitor = asyncio.create_task(admission.give_back_memory(every=0.02))
+        await asyncio.sleep(0.1)
         assert trims == []  # nothing was done
         async with admission.slot():
-            await asyncio.sleep(0.05)
-            assert trims == []  # still working
+            await asyncio.sleep(0.1)
+            assert trims == []  # nothing finished yet
         await asyncio.sleep(0.05)
         assert trims == [1]
-        await asyncio.sleep(0.05)
-        assert trims == [1]  # once per bout of work
+        await asyncio.sleep(0.1)
+        assert trims == [1]  # nothing finished since
         janitor.cancel()
 
     asyncio.run(main())
-
-
-def test_memory_is_trimmed_now_and_then_while_requests_keep_coming(monkeypatch):
-    trims = []
-    monkeypatch.setattr(admission_module.memory, "trim", lambda: trims.append(1))
-
-    async def main() -> None:
-        admission = Admission(2)
-        janitor = asyncio.create_task(admission.give_back_memory(interval=0.01, busy_every=5))
-        async with admission.slot():
-            for _ in range(20):  # one request always in work, others finishing
-                async with admission.slot():
-                    await asyncio.sleep(0.01)
-        janitor.cancel()
-
-    asyncio.run(main())
-    assert 1 <= len(trims) <= 6

@@ -95,14 +95,13 @@ def test_a_running_session_is_never_dropped(sessions, clock):
     assert sessions.drop_idle(300) == [a]
 
 
-def test_the_janitor_drops_on_its_poll_and_trims_once_passes_settle(sessions, clock, monkeypatch):
+def test_the_janitor_trims_after_work_and_drops_on_its_poll(sessions, clock, monkeypatch):
     trims = []
     monkeypatch.setattr(sessions_module.memory, "trim", lambda: trims.append(clock.now))
-    janitor = Janitor(sessions, ttl=300, poll=10, settle=1, busy_trim=5)
-    sessions.run(Path("a.onnx"), np.ones((1, 3)))
+    janitor = Janitor(sessions, ttl=300, poll=10)
     janitor.tick()
-    assert trims == []  # a pass just ended: more may follow
-    clock.now += 1
+    assert trims == []  # nothing ran
+    sessions.run(Path("a.onnx"), np.ones((1, 3)))
     janitor.tick()
     assert trims == [clock.now]
     janitor.tick()
@@ -110,17 +109,6 @@ def test_the_janitor_drops_on_its_poll_and_trims_once_passes_settle(sessions, cl
     clock.now += 300
     janitor.tick()
     assert sessions.loaded() == {} and len(trims) == 2  # dropped, and the memory given back
-
-
-def test_a_busy_runner_is_trimmed_every_few_seconds(sessions, clock, monkeypatch):
-    trims = []
-    monkeypatch.setattr(sessions_module.memory, "trim", lambda: trims.append(clock.now))
-    janitor = Janitor(sessions, ttl=0, poll=10, settle=1, busy_trim=5)
-    for _ in range(12):  # a pass every half second: never settled
-        sessions.run(Path("a.onnx"), np.ones((1, 3)))
-        janitor.tick()
-        clock.now += 0.5
-    assert trims == [1005.0]
 
 
 def test_ttl_zero_keeps_sessions_for_good(sessions, clock):
