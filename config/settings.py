@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     )
 
     # Image requests an entry worker decodes and works on at once; the rest wait their turn
-    # holding only their upload (adapters/admission.py). 0: two per core.
+    # holding only their upload (adapters/admission.py). 0: one per core, at least two.
     max_active_requests: int = Field(0, ge=0, validation_alias=_env("MAX_ACTIVE_REQUESTS"))
 
     # --- image intake --------------------------------------------------------------------
@@ -170,7 +170,7 @@ class Settings(BaseSettings):
 
     @property
     def active_requests(self) -> int:
-        return self.max_active_requests or 2 * (os.cpu_count() or 1)
+        return self.max_active_requests or max(2, os.cpu_count() or 1)
 
     @property
     def preloads(self) -> dict[tuple[str, str], list[str]]:
