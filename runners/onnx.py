@@ -7,6 +7,7 @@ Imported by runner processes only (and by import commands): the entry service an
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import onnxruntime as ort
@@ -52,8 +53,9 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 
 def create_session(path: Path, settings: Settings) -> ort.InferenceSession:
     providers = choose_providers(settings.onnx_providers)
+    started = time.monotonic()
     session = ort.InferenceSession(str(path), sess_options=session_options(settings), providers=providers)
-    log.info("loaded %s on %s", path.name, ", ".join(session.get_providers()))
+    log.info("loaded %s on %s in %.1f s", path, ", ".join(session.get_providers()), time.monotonic() - started)
     return session
 
 

@@ -1,9 +1,9 @@
 """The runner services: one process for every model family, or one per family.
 
-A home server runs ``ModelRunner``: every model in one process whose single worker thread runs
-one forward pass at a time, each with all of ONNX Runtime's threads. Three runner processes
-would each carry a Python interpreter, BentoML and ONNX Runtime (about 120 MiB apiece) and
-would run their passes at once, their threads fighting over the same cores. When one machine
+A home server runs ``ModelRunner``: every model in one process, whose forward passes take
+turns (``runners.turns``), one at a time, each with all of ONNX Runtime's threads. Three runner
+processes would each carry a Python interpreter, BentoML and ONNX Runtime (about 120 MiB apiece)
+and would run their passes at once, their threads fighting over the same cores. When one machine
 is not enough, ``IMMICH_CN_ML_RUNNERS=split`` makes one service per family (``ClipRunner``,
 ``OcrRunner``, ``FaceRunner``), which BentoCloud or Kubernetes scale out separately. Both
 layouts offer the same APIs under the same names, so the entry service calls either alike.

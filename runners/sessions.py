@@ -48,19 +48,30 @@ class Sessions:
     on_change: Callable[[Path, bool], None] = lambda path, loaded: None
     _loaded: dict[Path, _Loaded] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loading: dict[Path, threading.Lock] = field(default_factory=dict)  # one per file being loaded
     #: How many passes have ended so far.
     passes: int = 0
 
     def _acquire(self, path: Path) -> _Loaded:
-        with self._lock:  # loading under the lock: the janitor never sees half a session
-            loaded = self._loaded.get(path)
-            if loaded is None:
-                started = self.clock()
-                loaded = self._loaded[path] = _Loaded(self.create(path), started)
-                log.info("loaded %s in %.1f s", path, self.clock() - started)
+        """The file's session, loaded if need be, marked busy."""
+        while True:
+            with self._lock:
+                loaded = self._loaded.get(path)
+                if loaded is not None:
+                    loaded.busy += 1
+                    return loaded
+                gate = self._loading.setdefault(path, threading.Lock())
+            # Loading takes seconds: other files' passes go on meanwhile, and jobs for this
+            # file wait for the one load rather than each making their own.
+            with gate:
+                with self._lock:
+                    if path in self._loaded:
+                        continue
+                session = self.create(path)
+                with self._lock:
+                    self._loaded[path] = _Loaded(session, self.clock())
+                    self._loading.pop(path, None)
                 self.on_change(path, True)
-            loaded.busy += 1
-            return loaded
 
     def _release(self, loaded: _Loaded) -> None:
         with self._lock:

@@ -24,6 +24,9 @@ MAX_IMAGE_SIDE = 4_000
 UPSTREAM_TIMEOUT = 2.0
 
 LIMITS = {
+    # Enough image requests at once for the batching tests' concurrent requests to share passes
+    # (the default, one per core, leaves two on CI's machine).
+    "IMMICH_CN_ML_MAX_ACTIVE_REQUESTS": "16",
     "IMMICH_CN_ML_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
     "IMMICH_CN_ML_MAX_IMAGE_PIXELS": str(MAX_IMAGE_PIXELS),
     "IMMICH_CN_ML_MAX_IMAGE_SIDE": str(MAX_IMAGE_SIDE),

@@ -50,3 +50,28 @@ def test_memory_is_trimmed_each_second_in_which_requests_finished(monkeypatch):
         janitor.cancel()
 
     asyncio.run(main())
+
+
+def test_over_http_no_batch_holds_more_image_requests_than_the_limit(tmp_path):
+    # One image request worked on at a time: concurrent requests all succeed, one after another,
+    # and no runner batch ever holds two of them.
+    import concurrent.futures
+
+    from tests.adapters.test_ocr import immich_entries, ocr
+    from tests.conftest import LIMITS
+    from tests.support.bento_server import BentoServer
+    from tests.support.metrics import batch_sizes
+    from tests.support.ocr_cases import BATCH, FIXTURES, squash
+
+    server = BentoServer(".", tmp_path, {**LIMITS, "IMMICH_CN_ML_MAX_ACTIVE_REQUESTS": "1"}).start()
+    try:
+        images = [(FIXTURES / "batch" / f"{n:02d}.png").read_bytes() for n in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
+            answers = list(pool.map(lambda image: ocr(server, image, immich_entries()), images))
+        for n, response in enumerate(answers):
+            assert response.status_code == 200 and squash(response.json()["ocr"]["text"]) == squash(BATCH[n])
+        for api in ("ocr_detect", "ocr_recognize"):
+            batches, calls, single_call_batches = batch_sizes(server.url, api)
+            assert calls == batches == single_call_batches == 8, api
+    finally:
+        server.stop()

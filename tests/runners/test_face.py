@@ -35,11 +35,11 @@ class CountedSessions(Sessions):
 
     def __init__(self) -> None:
         super().__init__(lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
-        self.passes: list[tuple[str, int]] = []
+        self.recorded: list[tuple[str, int]] = []
 
     def run_all(self, path: Path, batch: np.ndarray, family: str = "") -> list[np.ndarray]:
         assert family == "faces"
-        self.passes.append((path.stem, len(batch)))
+        self.recorded.append((path.stem, len(batch)))
         return super().run_all(path, batch, family)
 
 
@@ -63,7 +63,7 @@ def test_detect_gives_each_image_its_own_outputs_stacked_or_one_by_one(sessions,
         want = alone(path, item)
         assert len(outputs) == 9
         assert all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(outputs, want))
-    assert sorted(sessions.passes) == [("one-at-a-time", 1), ("one-at-a-time", 1), ("stacks", 3)]
+    assert sorted(sessions.recorded) == [("one-at-a-time", 1), ("one-at-a-time", 1), ("stacks", 3)]
 
 
 def test_embed_gives_each_face_its_own_vector_in_one_pass(sessions, models):
@@ -72,14 +72,14 @@ def test_embed_gives_each_face_its_own_vector_in_one_pass(sessions, models):
     assert [r.shape for r in results] == [(512,)] * 5
     for (path, item), vector in zip(jobs, results):
         assert np.allclose(vector, alone(path, item)[0][0], atol=1e-5)
-    assert sessions.passes == [("rec", 5)]
+    assert sessions.recorded == [("rec", 5)]
 
 
 def test_a_pass_limit_splits_the_batch_and_changes_no_result(sessions, models):
     jobs = [(models["rec"], blob((3, 112, 112))(seed)) for seed in range(5)]
     whole = FaceModels(Sessions(sessions.create), None).embed(jobs)
     split = FaceModels(sessions, lambda shape: 2).embed(jobs)
-    assert sessions.passes == [("rec", 2), ("rec", 2), ("rec", 1)]
+    assert sessions.recorded == [("rec", 2), ("rec", 2), ("rec", 1)]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(whole, split))
 
 

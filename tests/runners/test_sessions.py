@@ -117,3 +117,26 @@ def test_ttl_zero_keeps_sessions_for_good(sessions, clock):
     clock.now += 10**6
     janitor.tick()
     assert list(sessions.loaded()) == [Path("a.onnx")]
+
+
+def test_a_load_blocks_neither_other_files_passes_nor_makes_two_sessions(clock, made):
+    release = threading.Event()
+
+    def create(path: Path) -> FakeSession:
+        made.append(path)
+        if path.name == "slow.onnx":
+            release.wait(5)
+        return FakeSession(path)
+
+    sessions = Sessions(create, clock=clock)
+    sessions.load(Path("fast.onnx"))
+    loaders = [threading.Thread(target=sessions.load, args=(Path("slow.onnx"),)) for _ in range(3)]
+    for loader in loaders:
+        loader.start()
+    try:
+        assert sessions.run(Path("fast.onnx"), np.ones((1, 3))).tolist() == [[2, 2, 2]]
+    finally:
+        release.set()
+        for loader in loaders:
+            loader.join()
+    assert made == [Path("fast.onnx"), Path("slow.onnx")]
