@@ -6,8 +6,8 @@ server's and the reference service's). The answer is Immich's: one item per face
 the image sent, rounded to integers; embeddings raw, as the recogniser gives them.
 
 insightface's detection and alignment code runs on threads of this module's own pool, and
-calls the runner from there (``adapters.aio``): the pool bounds how many face requests an entry
-worker has in flight, and a thread waiting on the runner costs no CPU.
+calls the runner from there (``adapters.aio``); a thread waiting on the runner costs no CPU.
+How many image requests are worked on at once is ``adapters.admission``'s to say.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 DETECTION_MIN_SCORE = 0.7
 
-# Face requests in flight per entry worker. Their threads mostly wait for the runner, so this
-# is set well above the runner's batch sizes: a batch can only hold requests that are in flight.
+# A ceiling well above IMMICH_CN_ML_MAX_ACTIVE_REQUESTS' usual values (admission decides); the
+# threads mostly wait for the runner.
 _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="faces")
 
 
