@@ -39,13 +39,14 @@ def local_models() -> LocalModels:
     from adapters.clip import clip_local_models
     from adapters.face import face_local_models
     from adapters.ocr import ocr_local_models
+    from adapters.runner_link import RunnerLink
     from runners.models import clip as clip_models
     from runners.models import face as face_models
     from runners.models import ocr as ocr_models
 
     memory.keep_freed_memory()  # this worker's decoded images: heap-served, trimmed when idle
     service = bentoml.get_current_service()
-    runner = {family: getattr(service, attribute) for family, attribute in ATTRIBUTE_OF.items()}
+    runner = {family: RunnerLink(getattr(service, attribute)) for family, attribute in ATTRIBUTE_OF.items()}
     table = {
         **ocr_local_models(runner["ocr"], ocr_models.available()),
         **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize),

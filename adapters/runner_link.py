@@ -1,0 +1,66 @@
+"""Calls to a runner service that survive the runner closing an idle connection under them.
+
+BentoML's client for a runner (aiohttp, which BentoML brings) keeps a connection for 15 s of
+idleness, while the runner's server (uvicorn, whose keep-alive BentoML's worker fixes at 5 s)
+closes it after 5 s. A connection the runner closed after 5 s idle is normally noticed and left
+alone, but on a busy entry worker the close may not have been read yet when the connection is
+taken for the next call: that call then fails with ``ServerDisconnectedError`` (or a reset),
+the runner never having read it. CI saw it once in 300 calls, as a 500 to Immich.
+
+Every runner API is a pure function of its arguments (embeddings, detections, a load), so such
+a call is simply sent again, once, on a fresh connection. Errors of any other kind, and a
+runner that cannot be reached at all, still fail the call at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+
+def _dropped_before_answer(error: BaseException) -> bool:
+    """The connection went away under the call: not a runner that cannot be reached (a
+    connection that could not be made is a ``ClientConnectorError``, an ``OSError`` too)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+
+
+async def sent_again_if_dropped(name: str, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    """``await call(*args, **kwargs)``, made a second time if the connection dropped under it."""
+    try:
+        return await call(*args, **kwargs)
+    except Exception as error:
+        if not _dropped_before_answer(error):
+            raise
+        log.info("runner call %s: connection closed under it (%s); sending it again", name, error or type(error).__name__)
+        return await call(*args, **kwargs)
+
+
+class _Calls:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        call = getattr(self._client, name)
+
+        async def once_more_if_dropped(*args: Any, **kwargs: Any) -> Any:
+            return await sent_again_if_dropped(name, call, *args, **kwargs)
+
+        return once_more_if_dropped
+
+
+class RunnerLink:
+    """A runner dependency (``bentoml.depends``) whose ``to_async`` API calls are sent again
+    once when the connection drops under them; what the adapters hold as their runner."""
+
+    def __init__(self, dependency: Any) -> None:
+        self._dependency = dependency
+
+    @property
+    def to_async(self) -> _Calls:
+        return _Calls(self._dependency.to_async)
