@@ -124,3 +124,54 @@ def plot(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def markdown(results: list[dict]) -> str:
+    """The figures of one or more runs (``bound.py``'s JSON) side by side, as the Markdown
+    tables bench/BENCHMARKS.md shows; each run's ratio is against its own bare timings."""
+    tables = [r["table"] for r in results]
+    runs = " / ".join(f"run {i + 1}" for i in range(len(results)))
+    lines = [f"| workload | c | req/s ({runs}) | p50 ms | bare ms | ratio | target |",
+             "|---|---|---|---|---|---|---|"]
+    for i, row in enumerate(tables[0]["rows"]):
+        same = [t["rows"][i] for t in tables]
+        key = (row["workload"], row["concurrency"])
+        target = (f"≥ {SPEED_TARGETS[key]:.2f}x" if key in SPEED_TARGETS
+                  else f"p50 ≤ bare + {TEXT_MARGIN_MS:g} ms" if row["workload"] == "clip text" else "")
+        lines.append("| " + " | ".join([
+            row["workload"], str(row["concurrency"]),
+            " / ".join(f"{r['req_s']:.2f}" for r in same),
+            " / ".join(f"{r['p50_ms']:.0f}" for r in same),
+            " / ".join(f"{r['bare_ms']:.0f}" for r in same),
+            " / ".join(f"{r['ratio']:.2f}" for r in same),
+            target]) + " |")
+    lines += ["", f"| mix ({runs}) | streams: req/s | work ÷ bare | GFLOP/s | peak RSS MiB |",
+              "|---|---|---|---|---|"]
+    for key, name in (("scan", "library scan"), ("heavy", "heavy mix (32 clients)")):
+        mixes = [t[key] for t in tables]
+        streams = "; ".join(
+            f"{s['workload']} c={s['concurrency']}: " + " / ".join(f"{m['streams'][j]['req_s']:.2f}" for m in mixes)
+            for j, s in enumerate(mixes[0]["streams"]))
+        lines.append(f"| {name} | {streams} | " + " / ".join(f"{m['of_bare']:.2f}" for m in mixes) + " | "
+                     + " / ".join(f"{m['gflop_s']:.0f}" for m in mixes) + " | "
+                     + " / ".join(str(m["rss_peak_mib"]) for m in mixes) + " |")
+    lines += ["", "| RSS of the process tree, MiB | " + " | ".join(f"run {i + 1}" for i in range(len(results)))
+              + " | target |", "|---|" + "---|" * (len(results) + 1)]
+    limits = {"rss_idle": RSS_IDLE / MIB, "rss_loaded": RSS_LOADED / MIB, "peak_heavy": RSS_PEAK / MIB}
+    for key, name in (("rss_idle", "idle after start"), ("rss_loaded", "every model loaded"),
+                      ("peak_heavy", "peak in the heavy mix")):
+        cells = [", ".join([str(t["rss_mib"][key]["total"])] + [f"{p} {v}" for p, v in t["rss_mib"][key].items()
+                                                              if p != "total"]) for t in tables]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | ≤ {limits[key]:.0f} |")
+    failed = sorted({name for r in results for name, check in r["targets"].items() if not check["ok"]})
+    lines += ["", "Targets missed in any run: " + ("; ".join(failed) if failed else "none") + "."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Print runs of bench.bound as BENCHMARKS.md's Markdown tables.")
+    parser.add_argument("runs", nargs="+", type=Path, help="OUT.json files written by bench.bound")
+    print(markdown([json.loads(path.read_text()) for path in parser.parse_args().runs]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report import check_targets, plot, table
+from bench.report import check_targets, markdown, plot, table
 
 MIB = 2**20
 
@@ -63,3 +63,19 @@ def test_the_plot_is_written(tmp_path):
     path = tmp_path / "bound.png"
     plot(result(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_markdown_puts_runs_side_by_side():
+    one, two = result(), result(ocr_c4=9.0, heavy_clip=1.0)
+    for run in (one, two):
+        run["targets"] = check_targets(run)
+    text = markdown([one, two])
+    lines = text.splitlines()
+    assert "| ocr | 4 | 10.00 / 9.00 | 400 / 400 | 100 / 100 | 1.00 / 0.90 | ≥ 1.00x |" in lines
+    # every table row has as many cells as its header
+    for table in text.split("\n\n")[:3]:
+        rows = table.splitlines()
+        assert {row.count("|") for row in rows} == {rows[0].count("|")}
+    assert lines[-1] == ("Targets missed in any run: heavy mix work >= scan work; "
+                         "ocr c=4 >= 1.0x bare; scan clip image c=2 >= 0.5x alone; "
+                         "scan faces c=2 >= 0.5x alone; scan ocr c=1 >= 0.5x alone.")
