@@ -46,12 +46,14 @@ async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], re
         for (task, type_), names in preloads.items():
             for name in names:
                 await _preload_one(router, Entry(task, type_, name), readiness)
-    finally:
-        readiness.done = True
-        if readiness.failed:
-            log.error("not ready: %d preload(s) failed: %s", len(readiness.failed), "; ".join(readiness.failed))
-        elif preloads:
-            log.info("all preloads are in; ready")
+    except Exception as exc:  # not a model failing to load (those are recorded): still not ready
+        readiness.failed.append(f"preloading stopped: {type(exc).__name__}: {exc}")
+    # Cancelled (the service stopping) it never becomes ready.
+    readiness.done = True
+    if readiness.failed:
+        log.error("not ready: %d preload(s) failed: %s", len(readiness.failed), "; ".join(readiness.failed))
+    elif preloads:
+        log.info("all preloads are in; ready")
 
 
 async def _preload_one(router: Router, entry: Entry, readiness: Readiness) -> None:

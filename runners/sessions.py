@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -48,7 +49,7 @@ class Sessions:
     on_change: Callable[[Path, bool], None] = lambda path, loaded: None
     _loaded: dict[Path, _Loaded] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loading: dict[Path, threading.Lock] = field(default_factory=dict)  # one per file being loaded
+    _loading: dict[Path, Future[None]] = field(default_factory=dict)  # files being loaded
     #: How many passes have ended so far.
     passes: int = 0
 
@@ -60,18 +61,27 @@ class Sessions:
                 if loaded is not None:
                     loaded.busy += 1
                     return loaded
-                gate = self._loading.setdefault(path, threading.Lock())
-            # Loading takes seconds: other files' passes go on meanwhile, and jobs for this
-            # file wait for the one load rather than each making their own.
-            with gate:
-                with self._lock:
-                    if path in self._loaded:
-                        continue
+                pending = self._loading.get(path)
+                loading = pending is None
+                if loading:
+                    pending = self._loading[path] = Future()
+            # Loading takes seconds: other files' passes go on meanwhile, and jobs for this file
+            # wait for the one load, and share its failure rather than each trying again.
+            if not loading:
+                pending.result()
+                continue
+            try:
                 session = self.create(path)
+            except BaseException as error:
                 with self._lock:
-                    self._loaded[path] = _Loaded(session, self.clock())
-                    self._loading.pop(path, None)
-                self.on_change(path, True)
+                    del self._loading[path]
+                pending.set_exception(error)
+                raise
+            with self._lock:
+                self._loaded[path] = _Loaded(session, self.clock())
+                del self._loading[path]
+            pending.set_result(None)
+            self.on_change(path, True)
 
     def _release(self, loaded: _Loaded) -> None:
         with self._lock:

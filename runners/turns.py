@@ -7,6 +7,11 @@ half-life of ``half_life`` seconds), so a library scan's CLIP, face and OCR jobs
 share of the machine whatever their pass sizes. A face request needs two passes, an image's
 CLIP one long one: counting time rather than passes keeps one from crowding out another.
 Among waiters of one family, the first come goes first.
+
+Whoever frees the turn (or finds it free) chooses the next waiter once and grants it; waiters
+only check whether they hold the grant. Were each waiter to rank the others itself, at its own
+moment, two could rank them differently (decayed uses are floats: after hours idle they
+underflow to 0 at different moments) and each wait for the other, for good.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class FairTurns:
         self._busy = False
         self._used: dict[str, tuple[float, float]] = {}  # family -> (seconds used, as of when)
         self._waiting: list[tuple[int, str]] = []  # (ticket, family), in arrival order
+        self._granted: int | None = None  # the ticket whose turn it is, until it takes it
         self._tickets = itertools.count()
 
     def used(self, family: str, now: float) -> float:
@@ -39,9 +45,12 @@ class FairTurns:
         with self._cond:
             ticket = next(self._tickets)
             self._waiting.append((ticket, family))
-            while self._busy or self._next() != ticket:
+            if not self._busy and self._granted is None:
+                self._grant()
+            while self._granted != ticket:
                 self._cond.wait()
             self._waiting.remove((ticket, family))
+            self._granted = None
             self._busy = True
         started = self.clock()
         try:
@@ -51,8 +60,11 @@ class FairTurns:
                 now = self.clock()
                 self._used[family] = (self.used(family, now) + (now - started), now)
                 self._busy = False
-                self._cond.notify_all()
+                if self._waiting:
+                    self._grant()
 
-    def _next(self) -> int:
+    def _grant(self) -> None:
+        """Give the turn to the waiter with the least decayed use, the first come among equals."""
         now = self.clock()
-        return min(self._waiting, key=lambda waiter: (self.used(waiter[1], now), waiter[0]))[0]
+        self._granted = min(self._waiting, key=lambda waiter: (self.used(waiter[1], now), waiter[0]))[0]
+        self._cond.notify_all()

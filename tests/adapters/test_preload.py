@@ -69,3 +69,33 @@ def test_a_model_that_fails_to_load_keeps_the_service_unready(caplog):
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+def test_preloading_that_breaks_off_leaves_the_service_not_ready():
+    class Broken(Router):
+        def resolve(self, entry):
+            raise KeyError("routing table not built")
+
+    readiness = run(Broken({}, {}), {("clip", "visual"): ["cn-clip/ViT-B-16__openai"]})
+    assert not readiness.ready
+    assert readiness.failed == ["preloading stopped: KeyError: 'routing table not built'"]
+
+
+def test_preloading_cancelled_never_says_ready():
+    started = asyncio.Event()
+
+    class Slow(Model):
+        async def preload(self) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+    async def main() -> Readiness:
+        readiness = Readiness()
+        router = Router({("clip", "visual", "cn-clip/ViT-B-16__openai"): Slow()}, {})
+        task = asyncio.ensure_future(preload(router, {("clip", "visual"): ["cn-clip/ViT-B-16__openai"]}, readiness))
+        await started.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return readiness
+
+    assert not asyncio.run(main()).done

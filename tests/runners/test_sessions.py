@@ -140,3 +140,37 @@ def test_a_load_blocks_neither_other_files_passes_nor_makes_two_sessions(clock, 
         for loader in loaders:
             loader.join()
     assert made == [Path("fast.onnx"), Path("slow.onnx")]
+
+
+def test_jobs_waiting_for_a_load_that_fails_share_its_error_and_a_later_job_tries_again(clock):
+    release, tries = threading.Event(), []
+
+    def create(path: Path) -> FakeSession:
+        tries.append(path)
+        if len(tries) == 1:
+            release.wait(5)
+            raise RuntimeError("corrupt model file")
+        return FakeSession(path)
+
+    sessions = Sessions(create, clock=clock)
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            sessions.load(Path("bad.onnx"))
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    loaders = [threading.Thread(target=load) for _ in range(4)]
+    for loader in loaders:
+        loader.start()
+    while not tries:  # the first loader is in create; the others wait for it
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.3)  # time for the other three to start waiting
+    release.set()
+    for loader in loaders:
+        loader.join(5)
+    assert errors == ["corrupt model file"] * 4
+    assert len(tries) == 1
+    sessions.load(Path("bad.onnx"))  # the file was fixed: the next job loads it
+    assert len(tries) == 2 and list(sessions.loaded()) == [Path("bad.onnx")]

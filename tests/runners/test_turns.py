@@ -72,3 +72,36 @@ def test_use_decays_with_the_half_life():
         now[0] += 1.0
     now[0] += 10.0
     assert abs(turns.used("clip", now[0]) - 0.5) < 1e-9
+
+
+def test_waiters_never_wait_for_each_other_when_the_ranking_changes_under_them():
+    # Rankings that differ with who looks (as decayed uses that underflow to 0 at different
+    # moments can): every waiter sees the other one first. The turn must still pass on.
+    class Flipping(FairTurns):
+        def used(self, family: str, now: float) -> float:
+            return float(threading.current_thread().name == family)
+
+    turns = Flipping()
+    done = []
+    holder, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turns.turn("c"):
+            holder.set()
+            release.wait(5)
+
+    def wait_for(family: str) -> None:
+        with turns.turn(family):
+            done.append(family)
+
+    first = threading.Thread(target=hold)
+    first.start()
+    holder.wait(5)
+    waiters = [threading.Thread(target=wait_for, args=(f,), name=f, daemon=True) for f in ("a", "b")]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.1)
+    release.set()
+    for thread in [first, *waiters]:
+        thread.join(5)
+    assert sorted(done) == ["a", "b"]
