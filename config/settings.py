@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
 
     # --- routing -------------------------------------------------------------------------
     model_aliases: dict[str, str] = Field(default_factory=dict, validation_alias=_env("MODEL_ALIASES"))
+
+    # --- model files -----------------------------------------------------------------------
+    # A folder of imported models besides BentoML's store (in an image: a volume, as stock's
+    # model-cache:/cache). Imports go there when it is set; serving looks there first.
+    cache_folder: Path | None = Field(None, validation_alias=_env("CACHE_FOLDER", "MACHINE_LEARNING_CACHE_FOLDER"))
 
     # --- runners and model lifecycle -----------------------------------------------------
     # "combined": every model family in one runner process (a home server); "split": one

@@ -33,14 +33,14 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
         cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True, timeout=120,
     )
     assert imported.returncode == 0, imported.stderr
-    model_tag = imported.stdout.split(" as ")[1].strip()
+    model_tag = imported.stdout.splitlines()[0].split(" as ")[1]
     pack = build_pack(tmp_path / "pack")
     imported = subprocess.run(
         [sys.executable, "-m", "runners.models", "import", "face", "--from", str(pack)],
         cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True, timeout=120,
     )
     assert imported.returncode == 0, imported.stderr
-    face_tag = imported.stdout.split(" as ")[1].strip()
+    face_tag = imported.stdout.splitlines()[0].split(" as ")[1]
 
     env = {
         **os.environ,

@@ -1,4 +1,5 @@
-"""``python -m runners.models``: list the models, import one into the BentoML model store."""
+"""``python -m runners.models``: list the models, import one into the model store (BentoML's, or
+the cache folder when ``MACHINE_LEARNING_CACHE_FOLDER`` is set)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.models import clip, face, ocr
+from runners.models import clip, face, ocr, store
 from runners.models.download import DownloadError
 
 
@@ -14,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runners.models", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every model, where it comes from, and whether it is here")
-    importer = commands.add_parser("import", help="import a model into the BentoML model store")
+    importer = commands.add_parser(
+        "import", help="import a model into the model store (the cache folder when MACHINE_LEARNING_CACHE_FOLDER is set)"
+    )
     importer.add_argument("family", choices=["ocr", "clip", "face"])
     importer.add_argument(
         "name", nargs="?",
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: importing {args.family} {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"imported {args.family} model {args.name} as {tag}")
+    print(f"stored in {store.where_imports_go()}")
     return 0
 
 

@@ -108,3 +108,15 @@ def test_runtime_memory_settings(monkeypatch):
     monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "one-each")
     with pytest.raises(ValidationError, match="RUNNERS|runners"):
         Settings()
+
+
+def test_every_setting_has_a_row_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name, field in Settings.model_fields.items():
+        ours = field.validation_alias.choices[0]
+        assert any(row.startswith(f"| `{ours}`") for row in rows), f"{name}: no README row for {ours}"
+        for stock in field.validation_alias.choices[1:]:
+            assert any(row.startswith(f"| `{ours}`") and f"`{stock}`" in row for row in rows), (name, stock)

@@ -87,3 +87,49 @@ def test_imported_model_is_listed_and_served(tmp_path, mobile_files):
         assert squash(response.json()["ocr"]["text"]) == "海边的日落北京市朝阳区"
     finally:
         server.stop()
+
+
+def _ocr_request() -> tuple[bytes, str]:
+    entries = json.dumps({"ocr": {
+        "detection": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.5, "maxResolution": 736}},
+        "recognition": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.8}},
+    }})
+    return multipart.build({"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())})
+
+
+def test_a_model_imported_into_the_cache_folder_is_served_from_there(tmp_path, mobile_files):
+    # An image's volume, as stock's model-cache:/cache: the import goes to the folder, BentoML's
+    # own store stays empty, and only a service told of the folder serves the model.
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    env = {"MACHINE_LEARNING_CACHE_FOLDER": str(cache)}
+    run = models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files), env=env)
+    assert run.returncode == 0, run.stderr
+    assert f"stored in {cache}" in run.stdout
+    assert list((cache / "ocr-pp-ocrv5_server").iterdir())
+    assert not (home / "models" / "ocr-pp-ocrv5_server").exists()
+    listed = models(home, "list", env=env).stdout
+    assert any(line.split()[1] == "PP-OCRv5_server" and str(cache) in line for line in listed.splitlines()[1:])
+
+    body, content_type = _ocr_request()
+    for server_env, status in ((env, 200), ({}, 501)):
+        server = BentoServer(".", home, server_env).start()
+        try:
+            response = httpx.post(f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=60)
+        finally:
+            server.stop()
+        assert response.status_code == status, response.text
+        if status == 200:
+            assert squash(response.json()["ocr"]["text"]) == "海边的日落北京市朝阳区"
+
+
+def test_the_newer_import_wins_when_both_stores_hold_a_model(tmp_path, mobile_files):
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    env = {"MACHINE_LEARNING_CACHE_FOLDER": str(cache)}
+    assert models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files)).returncode == 0
+    assert models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files), env=env).returncode == 0
+    line = next(line for line in models(home, "list", env=env).stdout.splitlines() if "PP-OCRv5_server" in line)
+    assert str(cache) in line
+    # imported into BentoML's store again, that copy is the newer one
+    assert models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files)).returncode == 0
+    line = next(line for line in models(home, "list", env=env).stdout.splitlines() if "PP-OCRv5_server" in line)
+    assert str(home / "models") in line

@@ -30,7 +30,7 @@ def test_the_store_keeps_the_detector_and_the_recogniser_insightface_identified(
     pack = build_pack(tmp_path / "pack", others=True)
     run = models(tmp_path / "home", "import", "face", "buffalo_m", "--from", str(pack))
     assert run.returncode == 0, run.stderr
-    tag = run.stdout.split(" as ")[1].strip()
+    tag = run.stdout.splitlines()[0].split(" as ")[1]
     model = bentoml.models.get(tag, _model_store=_store(tmp_path / "home"))
     metadata = model.info.metadata
     assert (metadata["name"], metadata["detector_file"], metadata["recognizer_file"]) == (
@@ -58,7 +58,7 @@ def test_a_zip_with_its_files_one_folder_down_imports(tmp_path):
         zf.writestr("antelopev2/README.txt", "not a model")
     run = models(tmp_path / "home", "import", "face", "antelopev2", "--from", str(archive))
     assert run.returncode == 0, run.stderr
-    tag = run.stdout.split(" as ")[1].strip()
+    tag = run.stdout.splitlines()[0].split(" as ")[1]
     metadata = bentoml.models.get(tag, _model_store=_store(tmp_path / "home")).info.metadata
     assert metadata["detector_file"] == "scrfd_10g_bnkps.onnx"
     assert metadata["detector_batches"] is False  # its graph names batch 1: one image at a time
