@@ -8,6 +8,36 @@ import time
 from runners.turns import FairTurns
 
 
+def waiters_after_a_held_turn(turns: FairTurns, holder: str, families: list[str], pause: float,
+                              on_release=lambda: None) -> list[str]:
+    """Hold a turn for ``holder``; meanwhile ``families`` ask for one each, ``pause`` seconds
+    apart; then let go. The order in which they got their turns (threads named by family)."""
+    order: list[str] = []
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turns.turn(holder):
+            held.set()
+            release.wait(5)
+            on_release()
+
+    def wait_for(family: str) -> None:
+        with turns.turn(family):
+            order.append(family)
+
+    first = threading.Thread(target=hold)
+    first.start()
+    held.wait(5)
+    waiters = [threading.Thread(target=wait_for, args=(f,), name=f, daemon=True) for f in families]
+    for waiter in waiters:
+        waiter.start()
+        time.sleep(pause)
+    release.set()
+    for thread in [first, *waiters]:
+        thread.join(5)
+    return order
+
+
 def test_one_pass_at_a_time():
     turns = FairTurns()
     inside, most = [0], [0]
@@ -38,30 +68,11 @@ def test_the_family_with_least_recent_time_goes_first():
         now[0] += 0.1
     assert turns.used("clip", now[0]) > turns.used("faces", now[0])
 
-    order = []
-    holder = threading.Event()
-    release = threading.Event()
+    def later() -> None:
+        now[0] += 0.05
 
-    def hold() -> None:
-        with turns.turn("ocr"):
-            holder.set()
-            release.wait(5)
-            now[0] += 0.05
-
-    def wait_for(family: str) -> None:
-        with turns.turn(family):
-            order.append(family)
-
-    first = threading.Thread(target=hold)
-    first.start()
-    holder.wait(5)
-    waiters = [threading.Thread(target=wait_for, args=(f,)) for f in ("clip", "faces", "ocr")]
-    for waiter in waiters:  # clip asks first, but has used the most
-        waiter.start()
-        time.sleep(0.05)
-    release.set()
-    for thread in [first, *waiters]:
-        thread.join()
+    # clip asks first, but has used the most
+    order = waiters_after_a_held_turn(turns, "ocr", ["clip", "faces", "ocr"], 0.05, later)
     assert order == ["ocr", "faces", "clip"]
 
 
@@ -82,26 +93,5 @@ def test_waiters_never_wait_for_each_other_when_the_ranking_changes_under_them()
             return float(threading.current_thread().name == family)
 
     turns = Flipping()
-    done = []
-    holder, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with turns.turn("c"):
-            holder.set()
-            release.wait(5)
-
-    def wait_for(family: str) -> None:
-        with turns.turn(family):
-            done.append(family)
-
-    first = threading.Thread(target=hold)
-    first.start()
-    holder.wait(5)
-    waiters = [threading.Thread(target=wait_for, args=(f,), name=f, daemon=True) for f in ("a", "b")]
-    for waiter in waiters:
-        waiter.start()
-    time.sleep(0.1)
-    release.set()
-    for thread in [first, *waiters]:
-        thread.join(5)
+    done = waiters_after_a_held_turn(turns, "c", ["a", "b"], 0.0)
     assert sorted(done) == ["a", "b"]
