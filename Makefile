@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: serve test tools build bench
+.PHONY: serve test tools build bench image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,13 @@ $(VENV)/.build: $(VENV)/.serve
 
 build: $(VENV)/.build
 	$(BIN)/bentoml build .
+
+# The CPU image, with the models of the BentoML store baked in (`bentoml build` packs them).
+# Without BuildKit: the classic builder works where no buildx plugin is installed.
+IMAGE ?= immich-cn-ml:latest
+image: build
+	DOCKER_BUILDKIT=0 $(BIN)/bentoml containerize immich-cn-ml:latest -t $(IMAGE)
+
+# Builds an image of its own (no models baked in) and drives it with Docker: not part of `make test`.
+image-test: $(VENV)/.test
+	$(BIN)/python -m pytest -m image tests/image

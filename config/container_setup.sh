@@ -10,3 +10,10 @@ set -euxo pipefail
 headless=$(grep -i '^opencv-python-headless==' "$BENTO_PATH/env/python/requirements.txt")
 uv pip install --reinstall --no-deps "$headless"
 python -c 'import cv2, re; assert re.search(r"GUI:\s+NONE", cv2.getBuildInformation()), "cv2 is not the headless build"'
+
+# The models' folder (MACHINE_LEARNING_CACHE_FOLDER, /cache in the image, as in the stock image):
+# the image's user imports into it. Docker fills a new named volume mounted there with this
+# folder's owner, so `docker run -v model-cache:/cache ... python -m runners.models import ...`
+# can write it.
+mkdir -p /cache
+chown "${BENTO_USER:-bentoml}:${BENTO_USER:-bentoml}" /cache

@@ -17,6 +17,9 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "IMMICH_CN_ML_"
+#: The models' folder in the image when none is set: the stock image's, so a compose file's
+#: ``model-cache:/cache`` volume serves for both.
+IMAGE_CACHE_FOLDER = Path("/cache")
 
 
 def _env(name: str, *stock_names: str) -> AliasChoices:
@@ -52,7 +55,8 @@ class Settings(BaseSettings):
 
     # --- model files -----------------------------------------------------------------------
     # A folder of imported models besides BentoML's store (in an image: a volume, as stock's
-    # model-cache:/cache). Imports go there when it is set; serving looks there first.
+    # model-cache:/cache). Imports go there when it is set; serving looks there first. Unset,
+    # it is /cache inside the image (``IMAGE_CACHE_FOLDER``) and nothing elsewhere.
     cache_folder: Path | None = Field(None, validation_alias=_env("CACHE_FOLDER", "MACHINE_LEARNING_CACHE_FOLDER"))
 
     # --- runners and model lifecycle -----------------------------------------------------
@@ -158,6 +162,13 @@ class Settings(BaseSettings):
         if value.lower() not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {sorted(LOG_LEVELS)}, got {value!r}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _cache_folder_in_the_image(self) -> Settings:
+        # BentoML's generated Dockerfile sets BENTOML_CONTAINERIZED=true in every image it builds.
+        if self.cache_folder is None and os.environ.get("BENTOML_CONTAINERIZED", "").lower() == "true":
+            self.cache_folder = IMAGE_CACHE_FOLDER
+        return self
 
     @model_validator(mode="after")
     def _upstream_fits_in_request(self) -> Settings:

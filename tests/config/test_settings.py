@@ -120,3 +120,12 @@ def test_every_setting_has_a_row_in_the_readme():
         assert any(row.startswith(f"| `{ours}`") for row in rows), f"{name}: no README row for {ours}"
         for stock in field.validation_alias.choices[1:]:
             assert any(row.startswith(f"| `{ours}`") and f"`{stock}`" in row for row in rows), (name, stock)
+
+
+def test_the_cache_folder_is_slash_cache_in_the_image_and_unset_elsewhere(monkeypatch):
+    monkeypatch.delenv("BENTOML_CONTAINERIZED", raising=False)
+    assert Settings().cache_folder is None
+    monkeypatch.setenv("BENTOML_CONTAINERIZED", "true")  # what BentoML's Dockerfile sets
+    assert str(Settings().cache_folder) == "/cache"
+    monkeypatch.setenv("MACHINE_LEARNING_CACHE_FOLDER", "/models")
+    assert str(Settings().cache_folder) == "/models"
