@@ -32,6 +32,7 @@ class Router:
     def __init__(self, local_models: LocalModels, aliases: Mapping[str, str]) -> None:
         self._local = dict(local_models)
         self._aliases = {normalise_name(k): v for k, v in aliases.items()}
+        self._hinted: set[tuple[str, str]] = set()
 
     def served_name(self, model_name: str) -> str:
         """The name a request's model name stands for, after the alias table."""
@@ -63,7 +64,25 @@ class Router:
                     ", ".join(e.describe() for e, m in resolved if m is None),
                 )
             plan.upstream.extend(task_entries)
+            for entry, model in resolved:
+                if model is None:
+                    self._hint_import(entry)
         return plan
+
+    def _hint_import(self, entry: Entry) -> None:
+        """Log, once per task and model, the command that imports a model we know but do not have."""
+        from runners.models.hints import import_command
+        from runners.models.store import where_imports_go
+
+        served = self.served_name(entry.model_name)
+        key = (entry.task, served)
+        if key in self._hinted:
+            return
+        self._hinted.add(key)
+        command = import_command(entry.task, served)
+        if command is not None:
+            log.warning("%s model '%s' is not imported here, so it is not served here; `%s` imports it (into %s)",
+                        entry.task, served, command, where_imports_go())
 
     @property
     def local_keys(self) -> list[tuple[str, str, str]]:

@@ -153,6 +153,15 @@ def test_no_upstream_and_no_local_model_gets_501_naming_the_model(lonely_server,
     assert "IMMICH_CN_ML_UPSTREAM_URL" in detail
 
 
+def test_a_model_we_import_but_do_not_have_gets_501_and_the_log_names_its_import(lonely_server, preview_jpeg):
+    entries = json.dumps({"clip": {"visual": {"modelName": "cn-clip/ViT-L-14__openai"}}})
+    for _ in range(2):
+        response = post(lonely_server, {"entries": entries, "image": image_part(preview_jpeg)})
+        assert response.status_code == 501
+    hint = "`python -m runners.models import clip ViT-L-14` imports it"
+    assert lonely_server.log().count(hint) == 1, lonely_server.log()[-3000:]
+
+
 # --- the runner seam: local tasks, and local + upstream in one request ------------------------
 
 def test_local_task_runs_on_the_fake_runner(seam_server, upstream, preview_jpeg):

@@ -67,3 +67,16 @@ def test_task_only_partly_local_goes_upstream_whole():
     plan = router().plan(entries)
     assert plan.local == []
     assert plan.upstream == entries
+
+
+def test_a_known_model_that_is_not_here_is_logged_once_with_its_import_command(caplog):
+    routes = router()
+    entries = [Entry("facial-recognition", "detection", "buffalo_l"), Entry("facial-recognition", "recognition", "buffalo_l"),
+               Entry("clip", "visual", "ViT-B-32__openai")]  # the stock model: not ours to import
+    with caplog.at_level("WARNING", logger="adapters.routing"):
+        routes.plan(entries)
+        routes.plan(entries)
+    hints = [r.getMessage() for r in caplog.records if "imports it" in r.getMessage()]
+    assert len(hints) == 1  # one line for the pack, however often it is asked for
+    assert hints[0].startswith("facial-recognition model 'buffalo_l' is not imported here")
+    assert "`python -m runners.models import face buffalo_l`" in hints[0]

