@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU. Or a comma-separated list of
     # ONNX Runtime provider names, in order of preference.
     onnx_providers: str = Field("auto", validation_alias=_env("ONNX_PROVIDERS"))
+    # The GPU the runners use, as the stock server's setting names them (comma-separated; one
+    # runner process here, so the first is used).
+    device_ids: str = Field("0", pattern=r"^\s*\d+\s*(,\s*\d+\s*)*$",
+                            validation_alias=_env("DEVICE_IDS", "MACHINE_LEARNING_DEVICE_IDS"))
     intra_op_threads: int = Field(
         0, ge=0, validation_alias=_env("INTRA_OP_THREADS", "MACHINE_LEARNING_MODEL_INTRA_OP_THREADS")
     )
@@ -180,6 +184,11 @@ class Settings(BaseSettings):
                 f"({self.upstream_connect_timeout} + {self.upstream_timeout} >= {self.request_timeout})"
             )
         return self
+
+    @property
+    def device_id(self) -> int:
+        """The GPU the runners use: the first of ``device_ids``."""
+        return int(self.device_ids.split(",")[0])
 
     @property
     def python_log_level(self) -> int:

@@ -6,6 +6,7 @@ Imported by runner processes only (and by import commands): the entry service an
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -16,8 +17,9 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_GPU_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+_GPU_FIRST = (CUDA, CPU)
 
 
 def choose_providers(setting: str) -> list[str]:
@@ -51,8 +53,44 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return options
 
 
+@functools.cache
+def usable_providers(setting: str, device_id: int = 0) -> tuple[str, ...]:
+    """``choose_providers``, less CUDA when it cannot run here: onnxruntime-gpu lists CUDA
+    wherever it is installed, and a session asked for it on a machine with no GPU (or none
+    visible to the container) quietly runs on the CPU. A one-node graph tells which, once per
+    process; the fallback is said in the log, loudly, since every model then runs at CPU speed."""
+    chosen = choose_providers(setting)
+    if CUDA not in chosen:
+        return tuple(chosen)
+    probe = ort.InferenceSession(_identity_graph(), providers=with_options(chosen, device_id))
+    if CUDA in probe.get_providers():
+        return tuple(chosen)
+    log.warning(
+        "ONNX Runtime has CUDA, but GPU %d cannot be used (none visible, or its CUDA/cuDNN libraries "
+        "are missing; ONNX Runtime's own log above says which): every model runs on the CPU. "
+        "Check the GPU is passed to the container, or set IMMICH_CN_ML_ONNX_PROVIDERS=CPUExecutionProvider.",
+        device_id,
+    )
+    fallback = [p for p in chosen if p != CUDA]
+    return tuple(fallback or [CPU])
+
+
+def with_options(providers: list[str] | tuple[str, ...], device_id: int) -> list[str | tuple[str, dict]]:
+    """Providers as ONNX Runtime takes them, CUDA on ``device_id``."""
+    return [(p, {"device_id": device_id}) if p == CUDA else p for p in providers]
+
+
+def _identity_graph() -> bytes:
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value], [out])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
 def create_session(path: Path, settings: Settings) -> ort.InferenceSession:
-    providers = choose_providers(settings.onnx_providers)
+    providers = with_options(usable_providers(settings.onnx_providers, settings.device_id), settings.device_id)
     started = time.monotonic()
     session = ort.InferenceSession(str(path), sess_options=session_options(settings), providers=providers)
     log.info("loaded %s on %s in %.1f s", path, ", ".join(session.get_providers()), time.monotonic() - started)

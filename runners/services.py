@@ -50,11 +50,11 @@ class _Runner:
     families: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        from runners.onnx import CPU, choose_providers, create_session
+        from runners.onnx import CPU, create_session, usable_providers
 
         memory.keep_freed_memory()
         self.sessions = Sessions(lambda path: create_session(path, settings), on_change=_loaded_metric())
-        first = choose_providers(settings.onnx_providers)[0]
+        first = usable_providers(settings.onnx_providers, settings.device_id)[0]
         max_items = _pass_limit(settings.cpu_pass_values) if first == CPU else None
         if "clip" in self.families:
             self.clip = ClipModels(self.sessions, use_fp16(first), max_items)

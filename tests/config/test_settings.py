@@ -129,3 +129,12 @@ def test_the_cache_folder_is_slash_cache_in_the_image_and_unset_elsewhere(monkey
     assert str(Settings().cache_folder) == "/cache"
     monkeypatch.setenv("MACHINE_LEARNING_CACHE_FOLDER", "/models")
     assert str(Settings().cache_folder) == "/models"
+
+
+def test_device_ids_read_the_stock_name_and_the_first_is_used(monkeypatch):
+    assert Settings().device_id == 0
+    monkeypatch.setenv("MACHINE_LEARNING_DEVICE_IDS", "1, 2")
+    assert Settings().device_id == 1
+    monkeypatch.setenv("MACHINE_LEARNING_DEVICE_IDS", "gpu0")
+    with pytest.raises(ValidationError, match="DEVICE_IDS"):
+        Settings()
