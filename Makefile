@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: serve test tools build bench image image-test models
+.PHONY: serve test tools build bench image image-test models image-cuda
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ models: $(VENV)/.tools
 IMAGE ?= immich-cn-ml:latest
 image: build
 	DOCKER_BUILDKIT=0 $(BIN)/bentoml containerize immich-cn-ml:latest -t $(IMAGE)
+
+# The CUDA image (onnxruntime-gpu; CUDA 13 and cuDNN 9 from pip wheels): needs an NVIDIA driver
+# for CUDA 13 on the host, and runs on the CPU, with a warning in the log, where no GPU is visible.
+IMAGE_CUDA ?= immich-cn-ml:latest-cuda
+image-cuda: $(VENV)/.build
+	$(BIN)/bentoml build . -f bentofile.cuda.yaml
+	DOCKER_BUILDKIT=0 $(BIN)/bentoml containerize immich-cn-ml:latest -t $(IMAGE_CUDA)
 
 # Builds an image of its own (no models baked in) and drives it with Docker: not part of `make test`.
 image-test: $(VENV)/.test

@@ -17,3 +17,13 @@ python -c 'import cv2, re; assert re.search(r"GUI:\s+NONE", cv2.getBuildInformat
 # can write it.
 mkdir -p /cache
 chown "${BENTO_USER:-bentoml}:${BENTO_USER:-bentoml}" /cache
+
+# The CUDA image (bentofile.cuda.yaml) installs onnxruntime-gpu, but insightface requires
+# onnxruntime, the CPU build, which unpacks into the same onnxruntime/ folder. As with OpenCV:
+# remove the CPU build and put the GPU build's files back in place.
+gpu=$(grep -i '^onnxruntime-gpu' "$BENTO_PATH/env/python/requirements.txt" || true)
+if [ -n "$gpu" ]; then
+    uv pip uninstall onnxruntime
+    uv pip install --reinstall --no-deps "onnxruntime-gpu==${gpu##*==}"
+    python -c 'import onnxruntime as o; assert "CUDAExecutionProvider" in o.get_available_providers(), o.get_available_providers()'
+fi

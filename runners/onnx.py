@@ -62,6 +62,7 @@ def usable_providers(setting: str, device_id: int = 0) -> tuple[str, ...]:
     chosen = choose_providers(setting)
     if CUDA not in chosen:
         return tuple(chosen)
+    _load_cuda_libraries()
     probe = ort.InferenceSession(_identity_graph(), providers=with_options(chosen, device_id))
     if CUDA in probe.get_providers():
         return tuple(chosen)
@@ -75,6 +76,19 @@ def usable_providers(setting: str, device_id: int = 0) -> tuple[str, ...]:
     return tuple(fallback or [CPU])
 
 
+def _load_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that pip wheels installed (the CUDA image's, see
+    requirements/serve-cuda.txt): they are not on the loader's path, and onnxruntime-gpu finds
+    them only through its ``preload_dlls``. Libraries installed system-wide need nothing."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as exc:  # the probe that follows says whether CUDA works after all
+        log.info("onnxruntime.preload_dlls: %s: %s", type(exc).__name__, exc)
+
+
 def with_options(providers: list[str] | tuple[str, ...], device_id: int) -> list[str | tuple[str, dict]]:
     """Providers as ONNX Runtime takes them, CUDA on ``device_id``."""
     return [(p, {"device_id": device_id}) if p == CUDA else p for p in providers]
@@ -86,7 +100,9 @@ def _identity_graph() -> bytes:
     value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value], [out])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    # An IR version every ONNX Runtime the images carry reads (the onnx library's newest is not:
+    # onnxruntime-gpu 1.31 stops at IR 13).
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
 
 
 def create_session(path: Path, settings: Settings) -> ort.InferenceSession:

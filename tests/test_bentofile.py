@@ -100,3 +100,23 @@ def test_opencv_in_place_is_the_headless_build():
     import cv2
 
     assert re.search(r"GUI:\s+NONE", cv2.getBuildInformation())
+
+
+def test_the_cuda_variant_differs_only_in_onnxruntime():
+    # bentofile.cuda.yaml is bentofile.yaml with the CUDA requirements; those are serve.txt
+    # with onnxruntime-gpu (and its CUDA/cuDNN wheels) in place of onnxruntime.
+    cpu = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    cuda = yaml.safe_load((ROOT / "bentofile.cuda.yaml").read_text())
+    assert cuda["python"].pop("requirements_txt") == "./requirements/serve-cuda.txt"
+    assert cpu["python"].pop("requirements_txt") == "./requirements/serve.txt"
+    assert cuda == cpu
+
+    def pins(name: str) -> set[str]:
+        lines = (ROOT / "requirements" / name).read_text().splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+    only_cpu, only_cuda = pins("serve.txt") - pins("serve-cuda.txt"), pins("serve-cuda.txt") - pins("serve.txt")
+    assert [p.split("==")[0] for p in only_cpu] == ["onnxruntime"]
+    assert [p.split("==")[0] for p in only_cuda] == ["onnxruntime-gpu[cuda,cudnn]"]
+    # the image's setup script puts the GPU build's files in place of the CPU build insightface pulls in
+    assert "onnxruntime-gpu" in (ROOT / "config" / "container_setup.sh").read_text()

@@ -51,20 +51,24 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return run
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory) -> str:
+def build_image(home: Path, bentofile: str, name: str) -> str:
+    """`bentoml build` (no models baked in: ``home`` holds none) and `bentoml containerize`."""
     if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
         pytest.fail("the image test needs a running Docker engine (see README, 'Docker')")
-    home = tmp_path_factory.mktemp("image-home")
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", "DOCKER_BUILDKIT": "0"}
-    build = subprocess.run([sys.executable, "-m", "bentoml", "build", ".", "--output", "tag"],
+    build = subprocess.run([sys.executable, "-m", "bentoml", "build", ".", "-f", bentofile, "--output", "tag"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout + build.stderr
     tag = re.search(r"__tag__:(\S+)", build.stdout).group(1)
-    built = subprocess.run([sys.executable, "-m", "bentoml", "containerize", tag, "-t", IMAGE],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    built = subprocess.run([sys.executable, "-m", "bentoml", "containerize", tag, "-t", name],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    return IMAGE
+    return name
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> str:
+    return build_image(tmp_path_factory.mktemp("image-home"), "bentofile.yaml", IMAGE)
 
 
 class Container:
@@ -209,3 +213,21 @@ def test_a_model_imported_into_a_volume_inside_the_container_is_served(image, re
         if container is not None:
             container.remove()
         docker("volume", "rm", "-f", volume, check=False)
+
+
+def test_the_cuda_image_without_a_gpu_serves_on_the_cpu_and_says_so(tmp_path, cache, requests):
+    # No GPU here (nor in CI): what a user sees who forgot to pass the GPU to the container.
+    image = build_image(tmp_path / "home", "bentofile.cuda.yaml", IMAGE + "-cuda")
+    providers = docker("run", "--rm", image, "python", "-c",
+                       "import onnxruntime as o; print(o.__version__, o.get_available_providers())").stdout
+    assert "CUDAExecutionProvider" in providers, providers
+    container = Container(image, "-v", f"{cache}:/cache:ro")
+    try:
+        container.wait_ready()
+        entries, kind, value = requests[0]  # CLIP on an image: fp32 on the CPU, not fp16
+        assert len(json.loads(immich_predict(container.url, entries, kind, value)["clip"])) > 0
+        logs = container.logs()
+        assert "every model runs on the CPU" in logs, logs
+        assert "on CPUExecutionProvider" in logs, logs
+    finally:
+        container.remove()
