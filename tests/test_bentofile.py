@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import httpx
 import yaml
 
-from runners.models.ocr import CATALOG, package_dir
 from tests.support.bento_server import ROOT, BentoServer
 from tests.support.fake_faces import build_pack
+from tests.support.models_cli import ocr_download
 
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index access fails
 
@@ -23,11 +21,7 @@ DEAD_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: any index acc
 def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     home = tmp_path / "bentoml-home"
     # An imported model must travel with the Bento (containerize copies what it references).
-    wheel = CATALOG["PP-OCRv5_mobile"].wheel
-    files = tmp_path / "files"
-    files.mkdir()
-    for part in (wheel.det, wheel.rec):
-        shutil.copy(package_dir(wheel.package) / part, files / Path(part).name)
+    files = ocr_download(tmp_path / "files")
     imported = subprocess.run(
         [sys.executable, "-m", "runners.models", "import", "ocr", "PP-OCRv5_server", "--from", str(files)],
         cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True, timeout=120,

@@ -68,3 +68,14 @@ def test_bentocloud_has_one_entry_per_service_of_the_split_layout():
     for service in config["services"].values():
         assert service["instance_type"]
         assert 1 <= service["scaling"]["min_replicas"] <= service["scaling"]["max_replicas"]
+
+
+def test_the_cuda_compose_variant_reserves_the_gpu_for_the_cuda_image():
+    variant = yaml.safe_load((DEPLOY / "docker-compose.cuda.yml").read_text())
+    assert set(variant["services"]) == {"immich-machine-learning"}  # merged over docker-compose.yml
+    ours = variant["services"]["immich-machine-learning"]
+    assert ours["image"].endswith("-cuda")
+    [device] = ours["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"IMAGE_CUDA ?= {ours['image']}" in makefile  # the tag `make image-cuda` builds

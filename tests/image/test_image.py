@@ -4,7 +4,9 @@ One image is built from this checkout with no models baked in (its own BENTOML_H
 - models imported on this machine into a folder, mounted as the image's ``/cache``, answer
   Immich's own requests (Node's fetch) exactly as the checkout serving the same folder does;
 - an OCR model imported inside the container into a named volume (as a compose user would,
-  ``docker run ... python -m runners.models import ...``) is served from that volume;
+  ``docker run ... python -m runners.models import ...``) is served from that volume, and one
+  imported before the build is baked into the image and served with no volume;
+- the CUDA image, with no GPU here, serves on the CPU and says so in its log;
 - the container runs as a user other than root, on port 3003, and the compose healthcheck
   command (deploy/docker-compose.yml) succeeds inside it.
 """
@@ -28,10 +30,9 @@ import numpy as np
 import pytest
 import yaml
 
-from runners.models.ocr import CATALOG, package_dir
 from tests.support.bento_server import ROOT, BentoServer
 from tests.support.fake_faces import faces_image
-from tests.support.models_cli import models
+from tests.support.models_cli import models, ocr_download
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.image
@@ -189,13 +190,7 @@ def test_the_image_answers_immichs_requests_as_the_checkout_does(image, cache, r
 
 def test_a_model_imported_into_a_volume_inside_the_container_is_served(image, requests, tmp_path):
     volume = f"immich-cn-ml-test-{uuid.uuid4().hex[:8]}"
-    wheel = CATALOG["PP-OCRv5_mobile"].wheel
-    files = tmp_path / "download"
-    files.mkdir()
-    for part in (wheel.det, wheel.rec):
-        shutil.copy(package_dir(wheel.package) / part, files / Path(part).name)
-        (files / Path(part).name).chmod(0o644)
-    files.chmod(0o755)
+    files = ocr_download(tmp_path / "download")
     container = None
     try:
         run = docker("run", "--rm", "-v", f"{volume}:/cache", "-v", f"{files}:/in:ro", image,
@@ -213,6 +208,23 @@ def test_a_model_imported_into_a_volume_inside_the_container_is_served(image, re
         if container is not None:
             container.remove()
         docker("volume", "rm", "-f", volume, check=False)
+
+
+def test_models_baked_into_the_image_are_served_with_no_volume(tmp_path, requests):
+    # `make models` then `make image`: what the store holds at build time travels in the image.
+    home = tmp_path / "home"
+    files = ocr_download(tmp_path / "download")
+    run = models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(files))
+    assert run.returncode == 0, run.stderr
+    image = build_image(home, "bentofile.yaml", IMAGE + "-baked")
+    container = Container(image)
+    try:
+        container.wait_ready()
+        entries, kind, value = requests[-1]
+        served = {"ocr": {part: {**options, "modelName": "PP-OCRv5_server"} for part, options in entries["ocr"].items()}}
+        assert immich_predict(container.url, served, kind, value)["ocr"]["text"]
+    finally:
+        container.remove()
 
 
 def test_the_cuda_image_without_a_gpu_serves_on_the_cpu_and_says_so(tmp_path, cache, requests):

@@ -27,3 +27,19 @@ def offline_import(home: Path, *args: str) -> tuple[subprocess.CompletedProcess[
     started = time.monotonic()
     run = models(home, "import", *args, env={"HTTPS_PROXY": dead, "HTTP_PROXY": dead}, timeout=60)
     return run, time.monotonic() - started
+
+
+def ocr_download(folder: Path) -> Path:
+    """``folder`` holding the PP-OCRv5 mobile files from their wheel, laid out as a user would
+    download them for ``import ocr NAME --from folder`` (readable by any user, e.g. a container's)."""
+    import shutil
+
+    from runners.models.ocr import CATALOG, package_dir
+
+    wheel = CATALOG["PP-OCRv5_mobile"].wheel
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, name in ((wheel.det, "ch_PP-OCRv5_det.onnx"), (wheel.rec, "ch_PP-OCRv5_rec.onnx")):
+        shutil.copy(package_dir(wheel.package) / part, folder / name)
+        (folder / name).chmod(0o644)
+    folder.chmod(0o755)
+    return folder

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import httpx
 import pytest
 
-from runners.models.ocr import CATALOG, package_dir
 from tests.support import multipart
 from tests.support.bento_server import BentoServer
 from tests.support.ocr_cases import FIXTURES, squash
-from tests.support.models_cli import models, offline_import
+from tests.support.models_cli import models, ocr_download, offline_import
 
 
 @pytest.fixture
 def mobile_files(tmp_path):
     """The PP-OCRv5 mobile files from their wheel, laid out as a user would download them."""
-    wheel = CATALOG["PP-OCRv5_mobile"].wheel
-    root = package_dir(wheel.package)
-    folder = tmp_path / "download"
-    folder.mkdir()
-    shutil.copy(root / wheel.det, folder / "ch_PP-OCRv5_det.onnx")
-    shutil.copy(root / wheel.rec, folder / "ch_PP-OCRv5_rec.onnx")
-    return folder
+    return ocr_download(tmp_path / "download")
 
 
 def test_list_shows_every_model_and_whether_it_is_here(tmp_path):
