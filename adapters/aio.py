@@ -60,11 +60,42 @@ async def in_thread(executor: Executor, function: Callable[..., T], *args: Any) 
     bridge = _Bridge(asyncio.get_running_loop())
     context = contextvars.copy_context()
     context.run(_BRIDGE.set, bridge)
+    work = bridge.loop.run_in_executor(executor, context.run, function, *args)
     try:
-        return await bridge.loop.run_in_executor(executor, context.run, function, *args)
+        return await asyncio.shield(work)
     except asyncio.CancelledError:
         bridge.cancel()
+        await _until_done(work)
         raise
+
+
+async def to_thread(function: Callable[..., T], *args: Any) -> T:
+    """``asyncio.to_thread``, except that a cancelled caller goes on only once the thread's work
+    has ended.
+
+    A thread cannot be stopped: a cancelled request's decode or pre-processing runs on, holding
+    its image. Were the request to let go of its admission slot (``adapters.admission``) at
+    once, a client that gives up and retries could have more images in memory than the limit
+    allows.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await _until_done(work)
+        raise
+
+
+async def _until_done(work: asyncio.Future[Any]) -> None:
+    """Wait for ``work`` to end, however often the waiting task is cancelled meanwhile; its
+    outcome is dropped (the caller was cancelled)."""
+    while not work.done():
+        try:
+            await asyncio.wait([work])
+        except asyncio.CancelledError:
+            continue
+    if not work.cancelled():
+        work.exception()  # retrieved, so that asyncio does not log it as never retrieved
 
 
 def wait_for(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
+from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
 from adapters.vectors import vector_string
@@ -24,7 +25,7 @@ class ClipVisual:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
         if inputs.image is None:
             raise RequestError(400, "clip visual needs an image")
-        pixels = await asyncio.to_thread(image_input, inputs.image, self.files.image_size)
+        pixels = await to_thread(image_input, inputs.image, self.files.image_size)
         [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
         return vector_string(features, self.normalize, "CLIP")
 

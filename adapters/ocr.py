@@ -10,13 +10,13 @@ The seed fork's older request names only ``recognition``; it then gets the older
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
 
+from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, TaskOutput, runner_results
 from runners.models.ocr import OcrFiles
@@ -42,11 +42,11 @@ class OcrDetection:
             raise RequestError(400, "ocr needs an image")
         min_score = _number(options, "minScore", DETECTION_DEFAULTS["minScore"], 0.0, 1.0)
         max_resolution = int(_number(options, "maxResolution", DETECTION_DEFAULTS["maxResolution"], 32, 4096))
-        bgr, tensor = await asyncio.to_thread(_prepare, inputs.image, max_resolution)
+        bgr, tensor = await to_thread(_prepare, inputs.image, max_resolution)
         if tensor is None:
             return Lines.none(bgr)
         [probability] = runner_results(await self.runner.to_async.ocr_detect([(self.detector, tensor)]))
-        return await asyncio.to_thread(find_lines, probability, bgr, min_score)
+        return await to_thread(find_lines, probability, bgr, min_score)
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["ocr_detect", self.detector]])
@@ -68,7 +68,7 @@ class OcrRecognition:
         texts: list[str] = []
         scores = np.zeros(0, np.float32)
         if len(lines.boxes):
-            tensors = await asyncio.to_thread(lambda: [recogniser_input(c) for c in line_crops(lines)])
+            tensors = await to_thread(lambda: [recogniser_input(c) for c in line_crops(lines)])
             outputs = runner_results(await self.runner.to_async.ocr_recognize([(self.recogniser, t) for t in tensors]))
             decoded = [self.decoder(out[:, 0].astype(np.int64), out[:, 1]) for out in outputs]
             texts = [text for text, _ in decoded]

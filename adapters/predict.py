@@ -9,7 +9,6 @@ the answers are merged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.admission import Admission
-from adapters.aio import concurrently
+from adapters.aio import concurrently, to_thread
 from adapters.entries import Entry, entries_to_wire, parse_entries
 from adapters.errors import RequestError
 from adapters.images import ImageLimits, decode_image, open_image
@@ -76,7 +75,7 @@ class Predictor:
     ) -> dict[str, Any]:
         image = None
         if image_bytes is not None:
-            image = await asyncio.to_thread(decode_image, image_bytes, self.limits)
+            image = await to_thread(decode_image, image_bytes, self.limits)
         work = [run_local(plan.local, Inputs(image=image, text=None if image is not None else text))]
         if plan.upstream:
             assert self.upstream is not None

@@ -109,3 +109,36 @@ def test_wait_for_refuses_to_block_an_event_loop():
                 await in_thread(pool, work)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("start", ["to_thread", "in_thread"])
+def test_a_cancelled_caller_goes_on_only_when_its_thread_has_finished(start):
+    # The thread's work holds the request's image: the request's admission slot must not be
+    # freed before the work ends.
+    from adapters.aio import to_thread
+
+    finished = threading.Event()
+
+    def work():
+        threading.Event().wait(0.3)
+        finished.set()
+        return "done"
+
+    async def main():
+        with ThreadPoolExecutor(2) as pool:
+            call = to_thread(work) if start == "to_thread" else in_thread(pool, work)
+            task = asyncio.ensure_future(call)
+            await asyncio.sleep(0.05)
+            task.cancel()
+            task.cancel()  # a second cancellation does not cut the wait short either
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return finished.is_set()
+
+    assert asyncio.run(main()) is True
+
+
+def test_a_result_still_comes_back_when_nobody_cancels():
+    from adapters.aio import to_thread
+
+    assert asyncio.run(to_thread(sum, [1, 2, 3])) == 6
