@@ -42,8 +42,9 @@ def _cache_store() -> Any | None:
 
 
 def _stores(packed_only: bool = False) -> list[Any]:
+    """Where to look for models: the cache folder first (unless ``packed_only``), then BentoML's."""
     cache = None if packed_only else _cache_store()
-    return [*([cache] if cache is not None else []), _bentoml_store()]
+    return [_bentoml_store()] if cache is None else [cache, _bentoml_store()]
 
 
 def _models(store: Any) -> list[bentoml.Model]:
@@ -108,7 +109,9 @@ def save(family: str, model_name: str, files: dict[str, Path], metadata: dict[st
     """Copy ``files`` (name in the store -> source) into a new version, in the cache folder
     when one is set, else in BentoML's store; return its tag."""
     labels = {"family": family, "model": re.sub(r"[^A-Za-z0-9._-]", "_", model_name)}
-    store = _cache_store() or _bentoml_store()
+    store = _cache_store()
+    if store is None:
+        store = _bentoml_store()
     where_imports_go().mkdir(parents=True, exist_ok=True)
     with bentoml.models.create(store_name(family, model_name), labels=labels, metadata=metadata,
                                _model_store=store) as model:
