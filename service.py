@@ -20,6 +20,7 @@ import bentoml
 
 from adapters.app import create_app
 from adapters.local import LocalModels
+from adapters.runner_control import RunnerControl
 from config.bento import entry_service_config
 from config.logs import configure_logging
 from config.settings import get_settings
@@ -56,7 +57,15 @@ def local_models() -> LocalModels:
     return table
 
 
-app = create_app(settings, local_models)
+def runner_control() -> RunnerControl:
+    """The runner services of this worker, for what is asked of them besides predictions."""
+    from adapters.runner_link import RunnerLink
+
+    service = bentoml.get_current_service()
+    return RunnerControl([RunnerLink(getattr(service, attribute)) for attribute in sorted(set(ATTRIBUTE_OF.values()))])
+
+
+app = create_app(settings, local_models, runner_control)
 
 
 @bentoml.service(**entry_service_config(settings))

@@ -1,4 +1,5 @@
-"""The ASGI app mounted into the BentoML entry service: Immich's ``/``, ``/ping``, ``/predict``.
+"""The ASGI app mounted into the BentoML entry service: Immich's ``/``, ``/ping``, ``/predict``,
+and MT Photos' routes (``adapters.mt_photos``) on the same models.
 
 ``@bentoml.api`` cannot express the ``/predict`` contract (its form parsing JSON-decodes fields
 and fetches strings in file fields as URLs), so this plain Starlette app reads the form itself.
@@ -13,23 +14,30 @@ from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from adapters.admission import Admission
 from adapters.errors import RequestError
 from adapters.images import ImageLimits
 from adapters.local import LocalModels
+from adapters.mt_photos import routes as mt_photos
 from adapters.predict import Predictor
 from adapters.preload import Readiness, preload
 from adapters.routing import Router
+from adapters.runner_control import RunnerControl
+from adapters.status_page import STATUS_PAGE
 from adapters.upstream import Upstream
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def root(_: Request) -> Response:
+async def root(request: Request) -> Response:
+    """Immich's JSON; a browser (which asks for HTML) gets a small status page, as MT Photos'
+    reference serves one."""
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(STATUS_PAGE)
     return JSONResponse({"message": "Immich ML"})
 
 
@@ -55,10 +63,14 @@ async def predict(request: Request) -> Response:
         )
 
 
-def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> Starlette:
-    """Build the app. ``local_models`` is called once per worker at start-up, when the BentoML
-    service instance (and so its runner dependencies) exists. ``app.state.readiness`` says
-    whether the preloads are in (the entry service's ``__is_ready__`` reads it)."""
+def create_app(
+    settings: Settings, local_models: Callable[[], LocalModels],
+    runner_control: Callable[[], RunnerControl] = lambda: RunnerControl([]),
+) -> Starlette:
+    """Build the app. ``local_models`` and ``runner_control`` are called once per worker at
+    start-up, when the BentoML service instance (and so its runner dependencies) exists.
+    ``app.state.readiness`` says whether the preloads are in (the entry service's
+    ``__is_ready__`` reads it)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,18 +84,19 @@ def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> S
             )
         router = Router(local_models(), settings.model_aliases)
         admission = Admission(settings.active_requests)
-        app.state.predictor = Predictor(
-            router,
-            upstream,
-            ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side),
-            settings.max_request_bytes,
-            admission,
+        limits = ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
+        app.state.predictor = Predictor(router, upstream, limits, settings.max_request_bytes, admission)
+        from adapters.mt_photos.handlers import MtPhotos  # the models' libraries: entry workers only
+
+        app.state.mt_photos = MtPhotos(
+            settings, router, admission, limits, settings.max_request_bytes, runner_control()
         )
         log.info(
             "serving locally: %s; upstream: %s",
             ", ".join("/".join(key) for key in router.local_keys) or "nothing yet",
             settings.upstream_url or "none (unserved tasks get 501)",
         )
+        log.info("MT Photos routes: %s", app.state.mt_photos.describe())
         background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
                       asyncio.create_task(admission.give_back_memory())]
         try:
@@ -98,6 +111,7 @@ def create_app(settings: Settings, local_models: Callable[[], LocalModels]) -> S
         Route("/", root, methods=["GET"]),
         Route("/ping", ping, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
+        *mt_photos.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.readiness = Readiness()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
+import numpy as np
+from PIL import Image
+
 from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
@@ -25,9 +28,13 @@ class ClipVisual:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
         if inputs.image is None:
             raise RequestError(400, "clip visual needs an image")
-        pixels = await to_thread(image_input, inputs.image, self.files.image_size)
+        return vector_string(await self.features(inputs.image), self.normalize, "CLIP")
+
+    async def features(self, image: Image.Image) -> np.ndarray:
+        """The image tower's output for ``image``, as cn-clip's ``encode_image`` gives it."""
+        pixels = await to_thread(image_input, image, self.files.image_size)
         [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
-        return vector_string(features, self.normalize, "CLIP")
+        return features
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["clip_image", str(self.files.folder)]])
@@ -41,9 +48,13 @@ class ClipTextual:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
         if inputs.text is None:
             raise RequestError(400, "clip textual needs text")
-        tokens = await asyncio.to_thread(self.tokenizer, inputs.text)  # long texts take a while
+        return vector_string(await self.features(inputs.text), self.normalize, "CLIP")
+
+    async def features(self, text: str) -> np.ndarray:
+        """The text tower's output for ``text``, as cn-clip's ``encode_text`` gives it."""
+        tokens = await asyncio.to_thread(self.tokenizer, text)  # long texts take a while
         [features] = runner_results(await self.runner.to_async.clip_text([(str(self.files.folder), tokens)]))
-        return vector_string(features, self.normalize, "CLIP")
+        return features
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["clip_text", str(self.files.folder)]])

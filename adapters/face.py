@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 import numpy as np
+from PIL import Image
 
 from adapters.aio import in_thread, wait_for
 from adapters.errors import RequestError
@@ -50,8 +51,11 @@ class FaceDetection:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Faces:
         if inputs.image is None:
             raise RequestError(400, "facial-recognition needs an image")
-        min_score = _min_score(options)
-        return await in_thread(_POOL, _detect, self.model, inputs.image, min_score)
+        return await self.faces(inputs.image, _min_score(options))
+
+    async def faces(self, image: Image.Image, min_score: float) -> Faces:
+        """The faces of ``image`` scoring at least ``min_score``, in insightface's order."""
+        return await in_thread(_POOL, _detect, self.model, image, min_score)
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["face_detect", self.path]])
@@ -71,8 +75,13 @@ class FaceRecognition:
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Faces) -> list[dict[str, Any]]:
         if len(previous.boxes) == 0:
             return []
-        embeddings = await in_thread(_POOL, face_steps.embed_faces, self.model, previous)
-        return _immich_answer(previous, embeddings)
+        return _immich_answer(previous, await self.embeddings(previous))
+
+    async def embeddings(self, faces: Faces) -> np.ndarray:
+        """(N, D) raw embeddings of ``faces``, in their order, as insightface's ``Face.embedding``."""
+        if len(faces.boxes) == 0:
+            return np.zeros((0, 0), np.float32)
+        return await in_thread(_POOL, face_steps.embed_faces, self.model, faces)
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["face_embed", self.path]])

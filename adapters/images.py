@@ -39,12 +39,13 @@ def _formats() -> tuple[str, ...]:
     return tuple(f for f in _ALLOWED_FORMATS if f in Image.OPEN)
 
 
-def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
-    """Identify the image and check its size from the header alone (no pixel decode)."""
+def identify(data: bytes) -> Image.Image:
+    """Identify the image from its header alone (no pixel decode); 400 for what is no image."""
     if not data:
         raise RequestError(400, "image is empty (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data), formats=_formats())
+        # Image.open always reads the size: never zero, Pillow refuses such headers itself.
+        return Image.open(io.BytesIO(data), formats=_formats())
     except UnidentifiedImageError as exc:
         raise RequestError(
             400,
@@ -54,7 +55,10 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     except _DECODER_ERRORS as exc:
         raise RequestError(400, f"image header is corrupt: {type(exc).__name__}: {exc}") from exc
 
-    width, height = image.size  # never zero: Pillow refuses such headers itself
+
+def check_limits(image: Image.Image, limits: ImageLimits) -> None:
+    """413 for an image (identified, not decoded) over the limits."""
+    width, height = image.size
     if max(width, height) > limits.max_side:
         raise RequestError(
             413, f"image is {width}x{height}; its longest side exceeds the limit of {limits.max_side} px"
@@ -64,14 +68,24 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
             413,
             f"image is {width}x{height} = {width * height} pixels, over the limit of {limits.max_pixels}",
         )
+
+
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Identify the image and check its size from the header alone (no pixel decode)."""
+    image = identify(data)
+    check_limits(image, limits)
     return image
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
-    """Check the header, then decode every pixel. Raises ``RequestError`` (4xx), never 500."""
-    image = open_image(data, limits)
+def load_pixels(image: Image.Image) -> Image.Image:
+    """Decode every pixel of an opened image. Raises ``RequestError`` (400), never 500."""
     try:
         image.load()
     except _DECODER_ERRORS as exc:
         raise RequestError(400, f"image data is truncated or corrupt: {type(exc).__name__}: {exc}") from exc
     return image
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Check the header, then decode every pixel. Raises ``RequestError`` (4xx), never 500."""
+    return load_pixels(open_image(data, limits))

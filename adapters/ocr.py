@@ -64,7 +64,11 @@ class OcrRecognition:
         lines = previous if previous is not None else await self.detection.predict(inputs, {}, None)
         default = LEGACY_MIN_SCORE if legacy else RECOGNITION_MIN_SCORE
         min_score = _number(options, "minScore", default, 0.0, 1.0)
+        kept, texts, scores = await self.read(lines, min_score)
+        return _legacy_answer(kept, texts, scores) if legacy else _immich_answer(kept, texts, scores)
 
+    async def read(self, lines: Lines, min_score: float) -> tuple[Lines, list[str], np.ndarray]:
+        """The lines whose text scores above ``min_score``: those lines, their texts and scores."""
         texts: list[str] = []
         scores = np.zeros(0, np.float32)
         if len(lines.boxes):
@@ -76,8 +80,7 @@ class OcrRecognition:
 
         keep = scores > min_score
         kept = Lines(lines.image, lines.boxes[keep], lines.scores[keep])
-        kept_texts = [text for text, ok in zip(texts, keep) if ok]
-        return _legacy_answer(kept, kept_texts, scores[keep]) if legacy else _immich_answer(kept, kept_texts, scores[keep])
+        return kept, [text for text, ok in zip(texts, keep) if ok], scores[keep]
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["ocr_recognize", self.recogniser]])

@@ -66,10 +66,10 @@ class Router:
             plan.upstream.extend(task_entries)
             for entry, model in resolved:
                 if model is None:
-                    self._hint_import(entry)
+                    self.hint_import(entry)
         return plan
 
-    def _hint_import(self, entry: Entry) -> None:
+    def hint_import(self, entry: Entry) -> None:
         """Log, once per task and model, the command that imports a model we know but do not have."""
         from runners.models.hints import import_command
         from runners.models.store import where_imports_go

@@ -145,6 +145,19 @@ class Settings(BaseSettings):
     # holding only their upload (adapters/admission.py). 0: one per core, at least two.
     max_active_requests: int = Field(0, ge=0, validation_alias=_env("MAX_ACTIVE_REQUESTS"))
 
+    # --- MT Photos API (adapters/mt_photos) -----------------------------------------------
+    # The key MT Photos sends in its api-key header; the reference's variable and default.
+    mt_api_key: str = Field("mt_photos_ai_extra", min_length=1, validation_alias=_env("MT_API_KEY", "API_AUTH_KEY"))
+    # The models behind MT Photos' routes: cn-clip's architecture name (as the reference's
+    # CLIP_MODEL) or a served CLIP name; an OCR model; an InsightFace pack (RECOGNITION_MODEL).
+    mt_clip_model: str = Field("ViT-B-16", min_length=1, validation_alias=_env("MT_CLIP_MODEL", "CLIP_MODEL"))
+    mt_ocr_model: str = Field("PP-OCRv5_mobile", min_length=1, validation_alias=_env("MT_OCR_MODEL"))
+    mt_face_model: str = Field("buffalo_l", min_length=1, validation_alias=_env("MT_FACE_MODEL", "RECOGNITION_MODEL"))
+    # Faces scoring below it are not reported by /represent (the reference's DETECTION_THRESH).
+    mt_face_threshold: float = Field(
+        0.65, ge=0.0, le=1.0, validation_alias=_env("MT_FACE_THRESHOLD", "DETECTION_THRESH")
+    )
+
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
     max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))

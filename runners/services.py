@@ -14,6 +14,7 @@ pre- and post-processing libraries, which load in the entry service only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from math import prod
 from pathlib import Path
@@ -50,7 +51,7 @@ class _Runner:
     families: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        from runners.onnx import CPU, create_session, usable_providers
+        from runners.onnx import CPU, CUDA, create_session, usable_providers
 
         memory.keep_freed_memory()
         self.sessions = Sessions(lambda path: create_session(path, settings), on_change=_loaded_metric())
@@ -62,6 +63,7 @@ class _Runner:
             self.ocr = OcrModels(self.sessions, max_items)
         if "faces" in self.families:
             self.faces = FaceModels(self.sessions, max_items)
+        self.device = "cuda" if first == CUDA else "cpu"
         self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll).start()
         log.info("runner for %s on %s; models unload after %s", ", ".join(self.families), first,
                  f"{settings.model_ttl:g} s unused" if settings.model_ttl > 0 else "never (MODEL_TTL=0)")
@@ -73,6 +75,27 @@ class _Runner:
         for path in paths:
             self.sessions.load(path)
         return [str(path) for path in paths]
+
+    # The two APIs below are async: they run on the worker's event loop, never waiting for one
+    # of the threads that forward passes hold.
+    @bentoml.api
+    async def about(self) -> dict[str, Any]:
+        """What this runner runs on (``device``: "cuda" or "cpu") and the files it has loaded."""
+        return {"device": self.device, "loaded": sorted(str(path) for path in self.sessions.loaded())}
+
+    @bentoml.api
+    async def unload_idle(self, idle_seconds: float) -> list[str]:
+        """Unload now the models unused for ``idle_seconds`` or more (none in a pass), as
+        ``MODEL_TTL`` would later; the files unloaded. With ``MODEL_TTL=0`` (keep models
+        loaded) nothing is unloaded."""
+        if settings.model_ttl <= 0:
+            return []
+        dropped = self.sessions.drop_idle(max(0.0, idle_seconds))
+        for path in dropped:
+            log.info("unloaded %s on request (unused for %.0f s or more)", path, idle_seconds)
+        if dropped:
+            await asyncio.to_thread(memory.trim)
+        return [str(path) for path in dropped]
 
     def _path(self, api: str, model: str) -> Path:
         family, kind = API_FILES.get(api, (None, None))

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.mt_photos.handlers import RESTART_IDLE_SECONDS
 from tests.adapters.test_ocr import immich_entries, ocr
 from tests.conftest import LIMITS
 from tests.support.bento_server import BentoServer
@@ -111,5 +112,12 @@ def test_split_runners_answer_as_the_combined_one(tmp_path_factory, lonely_serve
         split = ocr(server, SCENE, immich_entries())
         combined = ocr(lonely_server, SCENE, immich_entries())
         assert split.status_code == 200 and split.json() == combined.json()
+        # MT Photos' /restart asks every runner of the layout to unload its idle models.
+        assert any(loaded_models(server.url).values())  # the OCR models
+        time.sleep(RESTART_IDLE_SECONDS + 0.5)
+        key = {"api-key": "mt_photos_ai_extra"}
+        assert httpx.post(f"{server.url}/restart_v2", headers=key, timeout=30).json() == {"result": "pass"}
+        assert not any(loaded_models(server.url).values())
+        assert httpx.post(f"{server.url}/check", headers=key, timeout=30).json()["device"] == "cpu"
     finally:
         server.stop()

@@ -23,9 +23,17 @@ def test_ping_answers_pong_as_plain_text(proxy_server):
 
 
 def test_root_answers_like_immich_ml(proxy_server):
-    response = httpx.get(f"{proxy_server.url}/")
-    assert response.status_code == 200
-    assert response.json() == {"message": "Immich ML"}
+    for accept in (None, "*/*", "application/json"):
+        response = httpx.get(f"{proxy_server.url}/", headers={"accept": accept} if accept else {})
+        assert response.status_code == 200
+        assert response.json() == {"message": "Immich ML"}
+
+
+def test_a_browser_at_the_root_gets_a_status_page(proxy_server):
+    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # as browsers send it
+    response = httpx.get(f"{proxy_server.url}/", headers={"accept": accept})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert "immich-cn-ml" in response.text and "服务运行中" in response.text and "MT Photos" in response.text
 
 
 def test_bentoml_probes_stay_reachable(proxy_server):

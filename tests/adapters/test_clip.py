@@ -18,7 +18,7 @@ from PIL import Image
 from tests.support import multipart
 from tests.support.metrics import batch_sizes
 from tests.support.ocr_cases import FIXTURES
-from tests.support.tiny_clip import load_reference
+from tests.support.tiny_clip import reference_encoders
 
 MODEL = "cn-clip/ViT-B-16__openai"
 TEXTS = [
@@ -34,22 +34,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def reference(tiny_clip):
-    import cn_clip.clip as cn_clip
-    import torch
-    from cn_clip.clip.utils import image_transform
-
-    model = load_reference(*tiny_clip)
-    transform = image_transform(224)
-
-    def image(data: bytes) -> np.ndarray:
-        with torch.no_grad():
-            return model.encode_image(transform(Image.open(io.BytesIO(data)))[None])[0].numpy()
-
-    def text(value: str) -> np.ndarray:
-        with torch.no_grad():
-            return model.encode_text(cn_clip.tokenize([value]))[0].numpy()
-
-    return image, text
+    return reference_encoders(*tiny_clip)
 
 
 def predict(server, fields: dict) -> httpx.Response:

@@ -5,13 +5,16 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 
+#: The MT Photos references' own variable names, which the MT settings honour.
+MT_REFERENCE_NAMES = {"API_AUTH_KEY", "CLIP_MODEL", "RECOGNITION_MODEL", "DETECTION_THRESH"}
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     import os
 
     for name in list(os.environ):
-        if name.startswith(("IMMICH_CN_ML_", "MACHINE_LEARNING_", "IMMICH_")):
+        if name.startswith(("IMMICH_CN_ML_", "MACHINE_LEARNING_", "IMMICH_")) or name in MT_REFERENCE_NAMES:
             monkeypatch.delenv(name)
 
 
@@ -138,3 +141,23 @@ def test_device_ids_read_the_stock_name_and_the_first_is_used(monkeypatch):
     monkeypatch.setenv("MACHINE_LEARNING_DEVICE_IDS", "gpu0")
     with pytest.raises(ValidationError, match="DEVICE_IDS"):
         Settings()
+
+
+def test_mt_photos_settings_default_to_the_references_and_read_their_names(monkeypatch):
+    settings = Settings()
+    assert (settings.mt_api_key, settings.mt_clip_model, settings.mt_ocr_model, settings.mt_face_model,
+            settings.mt_face_threshold) == ("mt_photos_ai_extra", "ViT-B-16", "PP-OCRv5_mobile", "buffalo_l", 0.65)
+    for name, value in {"API_AUTH_KEY": "k1", "CLIP_MODEL": "ViT-L-14", "RECOGNITION_MODEL": "antelopev2",
+                        "DETECTION_THRESH": "0.5"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.mt_api_key, settings.mt_clip_model, settings.mt_face_model, settings.mt_face_threshold) == (
+        "k1", "ViT-L-14", "antelopev2", 0.5)
+    monkeypatch.setenv("IMMICH_CN_ML_MT_API_KEY", "k2")
+    assert Settings().mt_api_key == "k2"
+    for name, bad in (("DETECTION_THRESH", "1.5"), ("API_AUTH_KEY", "")):
+        monkeypatch.setenv(name, bad)
+        monkeypatch.delenv("IMMICH_CN_ML_MT_API_KEY", raising=False)
+        with pytest.raises(ValidationError):
+            Settings()
+        monkeypatch.setenv(name, {"DETECTION_THRESH": "0.5", "API_AUTH_KEY": "k1"}[name])

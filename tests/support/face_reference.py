@@ -25,19 +25,24 @@ class Reference:
         self._app = FaceAnalysis(name=str(pack), providers=["CPUExecutionProvider"])
         self._threshold: float | None = None
 
-    def faces(self, data: bytes, min_score: float) -> list[dict[str, Any]]:
-        """What Immich's answer should hold for this image: boxes rounded, raw embeddings."""
+    def found(self, data: bytes, min_score: float) -> list[Any]:
+        """insightface's ``Face`` objects for this image (``bbox``, ``det_score``, ``embedding``,
+        ``normed_embedding``), as ``FaceAnalysis(det_thresh=min_score, det_size=(640, 640))``
+        finds them."""
         if min_score != self._threshold:
             self._app.prepare(ctx_id=0, det_thresh=min_score, det_size=(640, 640))
             self._threshold = min_score
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # scikit-image, on every alignment
-            found = self._app.get(bgr)
+            return self._app.get(bgr)
+
+    def faces(self, data: bytes, min_score: float) -> list[dict[str, Any]]:
+        """What Immich's answer should hold for this image: boxes rounded, raw embeddings."""
         return [
             {"box": dict(zip(("x1", "y1", "x2", "y2"), (int(v) for v in face.bbox.round()))),
              "score": float(face.det_score), "embedding": face.embedding}
-            for face in found
+            for face in self.found(data, min_score)
         ]
 
 

@@ -52,3 +52,28 @@ def load_reference(checkpoint: Path, config: Path):
     state = torch.load(checkpoint, map_location="cpu")["state_dict"]
     model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
     return model.float().eval()
+
+
+def reference_encoders(checkpoint: Path, config: Path):
+    """(image bytes -> features, text -> features): cn-clip's ``encode_image`` fed by its own
+    image transform (the image opened with PIL, as the references open it) and ``encode_text``
+    fed by its own tokenizer, un-normalised, as float32 numpy vectors."""
+    import io
+
+    import cn_clip.clip as cn_clip
+    import torch
+    from cn_clip.clip.utils import image_transform
+    from PIL import Image
+
+    model = load_reference(checkpoint, config)
+    transform = image_transform(224)
+
+    def image(data: bytes):
+        with torch.no_grad():
+            return model.encode_image(transform(Image.open(io.BytesIO(data)))[None])[0].numpy()
+
+    def text(value: str):
+        with torch.no_grad():
+            return model.encode_text(cn_clip.tokenize([value]))[0].numpy()
+
+    return image, text
