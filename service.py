@@ -51,7 +51,7 @@ def local_models() -> LocalModels:
     table = {
         **ocr_local_models(runner["ocr"], ocr_models.available()),
         **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize),
-        **face_local_models(runner["faces"], face_models.available()),
+        **face_local_models(runner["faces"], face_models.available(), settings.max_faces),
     }
     memory.trim()  # reading model files' metadata left large buffers behind
     return table

@@ -15,13 +15,16 @@ from typing import AsyncIterator, Callable
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from adapters import shown
 from adapters.admission import Admission
-from adapters.errors import RequestError
+from adapters.errors import RequestError, error_response
 from adapters.images import ImageLimits
 from adapters.local import LocalModels
 from adapters.mt_photos import routes as mt_photos
+from adapters.overload import InFlightLimit
 from adapters.predict import Predictor
 from adapters.preload import Readiness, preload
 from adapters.routing import Router
@@ -52,7 +55,7 @@ async def predict(request: Request) -> Response:
     except RequestError as exc:
         # BentoML's access log has the status; this line has the reason.
         log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "/predict %s: %s", exc.status, exc.detail)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return error_response(exc)
     except ClientDisconnect:
         log.info("/predict: the client went away before sending its whole request")
         return Response(status_code=400)
@@ -94,7 +97,7 @@ def create_app(
         log.info(
             "serving locally: %s; upstream: %s",
             ", ".join("/".join(key) for key in router.local_keys) or "nothing yet",
-            settings.upstream_url or "none (unserved tasks get 501)",
+            shown.url(settings.upstream_url) if settings.upstream_url else "none (unserved tasks get 501)",
         )
         log.info("MT Photos routes: %s", app.state.mt_photos.describe())
         background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
@@ -113,6 +116,8 @@ def create_app(
         Route("/predict", predict, methods=["POST"]),
         *mt_photos.routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Outermost: a request past the ceiling is refused before anything reads its body.
+    middleware = [Middleware(InFlightLimit, limit=settings.requests_in_flight)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.readiness = Readiness()
     return app

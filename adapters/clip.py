@@ -8,6 +8,7 @@ Chinese-CLIP reads Chinese and English alike, so it changes nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,6 +20,8 @@ from adapters.local import Inputs, LocalModels, runner_results
 from adapters.vectors import vector_string
 from runners.clip_steps import Tokenizer, image_input
 from runners.models.clip import ClipFiles
+
+log = logging.getLogger(__name__)
 
 
 class ClipVisual:
@@ -61,8 +64,15 @@ class ClipTextual:
 
 
 def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:
+    """The router's entries for every imported model (a broken one is logged and left out)."""
     table: dict[tuple[str, str, str], Any] = {}
     for files in models:
-        table[("clip", "visual", files.name)] = ClipVisual(runner, files, normalize)
-        table[("clip", "textual", files.name)] = ClipTextual(runner, files, normalize)
+        try:
+            _ = files.image_size, files.dim  # read now: a damaged preprocess.json fails here, not per request
+            visual, textual = ClipVisual(runner, files, normalize), ClipTextual(runner, files, normalize)
+        except Exception as exc:  # e.g. its vocabulary unreadable or gone
+            log.error("CLIP model %s (%s) is not served: %s: %s", files.name, files.folder, type(exc).__name__, exc)
+            continue
+        table[("clip", "visual", files.name)] = visual
+        table[("clip", "textual", files.name)] = textual
     return table

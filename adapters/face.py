@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from adapters import shown
 from adapters.aio import in_thread, wait_for
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
@@ -31,6 +32,8 @@ from runners.pixels import flatten, to_bgr
 log = logging.getLogger(__name__)
 
 DETECTION_MIN_SCORE = 0.7
+#: Faces answered per image at most (``IMMICH_CN_ML_MAX_FACES``'s default).
+MAX_FACES = 256
 
 # A ceiling well above IMMICH_CN_ML_MAX_ACTIVE_REQUESTS' usual values (admission decides); the
 # threads mostly wait for the runner.
@@ -38,8 +41,9 @@ _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="faces")
 
 
 class FaceDetection:
-    def __init__(self, runner: Any, files: FaceFiles) -> None:
+    def __init__(self, runner: Any, files: FaceFiles, max_faces: int = MAX_FACES) -> None:
         self.runner = runner
+        self.max_faces = max_faces
         self.path = str(files.detector)  # the file, as the runner loads it
         self.model = face_steps.detector(files.io("detector"), self._forward)
 
@@ -54,8 +58,15 @@ class FaceDetection:
         return await self.faces(inputs.image, _min_score(options))
 
     async def faces(self, image: Image.Image, min_score: float) -> Faces:
-        """The faces of ``image`` scoring at least ``min_score``, in insightface's order."""
-        return await in_thread(_POOL, _detect, self.model, image, min_score)
+        """The faces of ``image`` scoring at least ``min_score``, in insightface's order (highest
+        score first), at most ``max_faces`` of them."""
+        faces = await in_thread(_POOL, _detect, self.model, image, min_score)
+        if len(faces.boxes) <= self.max_faces:
+            return faces
+        # A low minScore (0 passes every anchor NMS leaves) can give thousands of "faces".
+        log.info("found %d faces at minScore %g; kept the %d scoring highest (IMMICH_CN_ML_MAX_FACES)",
+                 len(faces.boxes), min_score, self.max_faces)
+        return Faces(faces.image, faces.boxes[: self.max_faces], faces.landmarks[: self.max_faces])
 
     async def preload(self) -> None:
         await self.runner.to_async.load(models=[["face_detect", self.path]])
@@ -87,12 +98,12 @@ class FaceRecognition:
         await self.runner.to_async.load(models=[["face_embed", self.path]])
 
 
-def face_local_models(runner: Any, packs: list[FaceFiles]) -> LocalModels:
+def face_local_models(runner: Any, packs: list[FaceFiles], max_faces: int = MAX_FACES) -> LocalModels:
     """The router's entries for every imported pack (a broken one is logged and left out)."""
     table: dict[tuple[str, str, str], Any] = {}
     for files in packs:
         try:
-            detection, recognition = FaceDetection(runner, files), FaceRecognition(runner, files)
+            detection, recognition = FaceDetection(runner, files, max_faces), FaceRecognition(runner, files)
         except Exception as exc:  # e.g. a recogniser file gone from the store
             log.error("face pack %s (%s) is not served: %s: %s", files.name, files.folder, type(exc).__name__, exc)
             continue
@@ -122,5 +133,5 @@ def _min_score(options: Mapping[str, Any]) -> float:
     if value is None:
         return DETECTION_MIN_SCORE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise RequestError(400, f"facial-recognition option minScore must be a number from 0 to 1, got {value!r}")
+        raise RequestError(400, f"facial-recognition option minScore must be a number from 0 to 1, got {shown.value(value)}")
     return float(value)

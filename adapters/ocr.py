@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from adapters import shown
 from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, TaskOutput, runner_results
@@ -133,5 +134,5 @@ def _number(options: Mapping[str, Any], name: str, default: float, low: float, h
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise RequestError(400, f"ocr option {name} must be a number from {low:g} to {high:g}, got {value!r}")
+        raise RequestError(400, f"ocr option {name} must be a number from {low:g} to {high:g}, got {shown.value(value)}")
     return float(value)

@@ -44,6 +44,12 @@ class Predictor:
     async def handle(self, request: Request) -> Response:
         body = await read_body(request, self.max_request_bytes)
         form = await parse_form(request, body)
+        try:
+            return await self._answer(request, body, form)
+        finally:
+            await form.close()  # an upload over 1 MB spools to a temporary file: gone now, not at GC
+
+    async def _answer(self, request: Request, body: bytes, form: FormData) -> Response:
         entries = parse_entries(text_field(form, "entries"))
 
         upload = file_field(form, "image")

@@ -19,13 +19,16 @@ from bentoml.exceptions import ServiceUnavailable
 
 from adapters.entries import Entry
 from adapters.routing import Router
+from adapters.runner_link import RunnerTimeout, RunnerUnavailable
 
 log = logging.getLogger(__name__)
 
 #: How long to keep asking a runner that is not up yet (its process starts with ours).
 RUNNER_WAIT = 120.0
-#: What BentoML's client raises while a runner is not listening or not ready yet.
-NOT_UP_YET = (ServiceUnavailable, aiohttp.ClientConnectionError, ConnectionError, asyncio.TimeoutError)
+#: What a runner call raises while the runner is not listening or not ready yet (``RunnerLink``
+#: declares those as 503 or 504; BentoML's client raises the others).
+NOT_UP_YET = (RunnerUnavailable, RunnerTimeout, ServiceUnavailable, aiohttp.ClientConnectionError, ConnectionError,
+              asyncio.TimeoutError)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from adapters import shown
 from adapters.entries import Entry
 from adapters.local import LocalModel, LocalModels
 from adapters.names import clean_name, normalise_name
@@ -75,14 +76,13 @@ class Router:
         from runners.models.store import where_imports_go
 
         served = self.served_name(entry.model_name)
-        key = (entry.task, served)
-        if key in self._hinted:
-            return
-        self._hinted.add(key)
         command = import_command(entry.task, served)
-        if command is not None:
-            log.warning("%s model '%s' is not imported here, so it is not served here; `%s` imports it (into %s)",
-                        entry.task, served, command, where_imports_go())
+        # Only models this project knows are remembered: a client's made-up names never pile up.
+        if command is None or (entry.task, served) in self._hinted:
+            return
+        self._hinted.add((entry.task, served))
+        log.warning("%s model '%s' is not imported here, so it is not served here; `%s` imports it (into %s)",
+                    entry.task, shown.text(served), command, where_imports_go())
 
     @property
     def local_keys(self) -> list[tuple[str, str, str]]:

@@ -6,22 +6,34 @@ whether one runner serves every model family or one per family does."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
+
+
+#: Seconds to wait for a runner's answer: these calls answer at once, unless the runner is not up.
+ASK_TIMEOUT = 5.0
 
 
 class RunnerControl:
-    def __init__(self, runners: Sequence[Any]) -> None:
+    def __init__(self, runners: Sequence[Any], timeout: float = ASK_TIMEOUT) -> None:
         self._runners = list(runners)  # RunnerLinks, one per runner service
+        self._timeout = timeout
 
     async def device(self) -> str:
-        """"cuda" when a runner runs its models on a GPU, else "cpu"."""
-        answers = await asyncio.gather(*(runner.to_async.about() for runner in self._runners))
+        """"cuda" when a runner runs its models on a GPU, else "cpu" (a runner that does not
+        answer counts for neither). Raises only when no runner answers."""
+        answers = await self._ask_all(lambda runner: runner.to_async.about())
         return "cuda" if any(answer.get("device") == "cuda" for answer in answers) else "cpu"
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         """Have every runner unload the models unused for ``idle_seconds`` or more; the files
-        unloaded."""
-        answers = await asyncio.gather(
-            *(runner.to_async.unload_idle(idle_seconds=idle_seconds) for runner in self._runners)
-        )
+        unloaded. Raises only when no runner answers."""
+        answers = await self._ask_all(lambda runner: runner.to_async.unload_idle(idle_seconds=idle_seconds))
         return [path for unloaded in answers for path in unloaded]
+
+    async def _ask_all(self, ask: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+        answers = await asyncio.gather(*(asyncio.wait_for(ask(runner), self._timeout) for runner in self._runners),
+                                       return_exceptions=True)
+        failures = [answer for answer in answers if isinstance(answer, BaseException)]
+        if failures and len(failures) == len(answers):
+            raise failures[0]
+        return [answer for answer in answers if not isinstance(answer, BaseException)]

@@ -9,15 +9,21 @@ the runner never having read it. CI saw it once in 300 calls, as a 500 to Immich
 
 Every runner API is a pure function of its arguments (embeddings, detections, a load), so such
 a call is simply sent again, once, on a fresh connection. Errors of any other kind, and a
-runner that cannot be reached at all, still fail the call at once.
+runner that cannot be reached at all, still fail the call at once: a runner that is busy, down
+or slow as a ``RequestError`` of 503 or 504 (``declared``), anything else as it was raised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+from bentoml.exceptions import BentoMLException
+
+from adapters.errors import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,35 @@ async def sent_again_if_dropped(name: str, call: Callable[..., Awaitable[Any]], 
         return await call(*args, **kwargs)
 
 
+class RunnerUnavailable(RequestError):
+    """The runner is busy, not ready, or cannot be reached: 503, worth trying again."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(503, detail)
+
+
+class RunnerTimeout(RequestError):
+    """The runner did not answer in time: 504."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(504, detail)
+
+
+def declared(name: str, error: BaseException) -> RequestError | None:
+    """The answer a failed runner call deserves when the failure is the runner's state (busy,
+    down, slow) rather than a bug: a client that gets 503 or 504 tries again or elsewhere, where
+    a 500 would say this service is broken. None for any other failure."""
+    code = getattr(error, "error_code", None)  # BentoML's exceptions carry the runner's status
+    if isinstance(error, BentoMLException) and code == HTTPStatus.SERVICE_UNAVAILABLE:
+        return RunnerUnavailable(f"the model runner is busy or not ready ({name}: {error})")
+    if (isinstance(error, BentoMLException) and code == HTTPStatus.GATEWAY_TIMEOUT) or isinstance(
+            error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return RunnerTimeout(f"the model runner did not answer in time ({name})")
+    if isinstance(error, (aiohttp.ClientConnectionError, ConnectionError)):
+        return RunnerUnavailable(f"the model runner cannot be reached ({name}: {type(error).__name__}: {error})")
+    return None
+
+
 class _Calls:
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -49,7 +84,14 @@ class _Calls:
         call = getattr(self._client, name)
 
         async def once_more_if_dropped(*args: Any, **kwargs: Any) -> Any:
-            return await sent_again_if_dropped(name, call, *args, **kwargs)
+            try:
+                return await sent_again_if_dropped(name, call, *args, **kwargs)
+            except Exception as error:
+                answer = declared(name, error)
+                if answer is None:
+                    raise
+                log.warning("%s", answer.detail)
+                raise answer from error
 
         return once_more_if_dropped
 

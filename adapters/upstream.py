@@ -14,6 +14,7 @@ from typing import Any, Awaitable
 
 import httpx
 
+from adapters import shown
 from adapters.errors import RequestError
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ class UpstreamAnswer:
 
 class Upstream:
     def __init__(self, base_url: str, *, connect_timeout: float, timeout: float, max_connections: int) -> None:
-        self.base_url = base_url
         self.predict_url = f"{base_url}/predict"
+        self.base_url = shown.url(base_url)  # as logs and answers name it: credentials masked
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._client = httpx.AsyncClient(

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
         validation_alias=_env("FACE_MAX_BATCH_SIZE", "MACHINE_LEARNING_MAX_BATCH_SIZE__FACIAL_RECOGNITION"),
     )
 
+    # Faces answered per image at most, the highest-scoring ones: a low minScore must not
+    # turn one image into thousands of recognition passes.
+    max_faces: int = Field(256, ge=1, validation_alias=_env("MAX_FACES"))
+
     # Image requests an entry worker decodes and works on at once; the rest wait their turn
     # holding only their upload (adapters/admission.py). 0: one per core, at least two.
     max_active_requests: int = Field(0, ge=0, validation_alias=_env("MAX_ACTIVE_REQUESTS"))
@@ -158,6 +162,10 @@ class Settings(BaseSettings):
         0.65, ge=0.0, le=1.0, validation_alias=_env("MT_FACE_THRESHOLD", "DETECTION_THRESH")
     )
 
+    # Requests (POSTs) an entry worker holds at once, waiting or worked on; past it, a fast 503
+    # with Retry-After (adapters/overload.py). 0: 16 per core, at least 64.
+    max_requests_in_flight: int = Field(0, ge=0, validation_alias=_env("MAX_REQUESTS_IN_FLIGHT"))
+
     # --- image intake --------------------------------------------------------------------
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))
     max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))
@@ -170,7 +178,8 @@ class Settings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"upstream URL must start with http:// or https://, got {value!r}")
+            # Not the whole value: a URL may carry a password.
+            raise ValueError(f"upstream URL must start with http:// or https://, got one starting {value[:8]!r}")
         return value
 
     @field_validator("log_level")
@@ -210,6 +219,10 @@ class Settings(BaseSettings):
     @property
     def active_requests(self) -> int:
         return self.max_active_requests or max(2, os.cpu_count() or 1)
+
+    @property
+    def requests_in_flight(self) -> int:
+        return self.max_requests_in_flight or max(64, 16 * (os.cpu_count() or 1))
 
     @property
     def preloads(self) -> dict[tuple[str, str], list[str]]:

@@ -90,7 +90,8 @@ class _Runner:
         loaded) nothing is unloaded."""
         if settings.model_ttl <= 0:
             return []
-        dropped = self.sessions.drop_idle(max(0.0, idle_seconds))
+        # On a thread: freeing a session (GPU memory, large buffers) takes a while.
+        dropped = await asyncio.to_thread(self.sessions.drop_idle, max(0.0, idle_seconds))
         for path in dropped:
             log.info("unloaded %s on request (unused for %.0f s or more)", path, idle_seconds)
         if dropped:

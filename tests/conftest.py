@@ -180,3 +180,77 @@ def face_server(face_home, upstream_stub) -> Iterator[BentoServer]:
         yield server
     finally:
         server.stop()
+
+
+def _with_clip_and_faces(home: Path, tiny_clip: tuple[Path, Path], face_packs: dict[str, Path]) -> Path:
+    """``home`` with the tiny Chinese-CLIP imported as ViT-B-16 and the fake ``buffalo_l`` pack,
+    by the real import command."""
+    from tests.support.models_cli import models
+
+    checkpoint, config = tiny_clip
+    for command in (("import", "clip", "ViT-B-16", "--from", str(checkpoint), "--config", str(config)),
+                    ("import", "face", "buffalo_l", "--from", str(face_packs["buffalo_l"]))):
+        run = models(home, *command)
+        assert run.returncode == 0, run.stderr
+    return home
+
+
+#: The hardening server's upstream password, which must appear in no answer and no log line.
+UPSTREAM_PASSWORD = "s3cret-pw"
+#: Its ceilings, small enough for tests to reach.
+HARDENING_IN_FLIGHT = 3
+HARDENING_MAX_FACES = 5
+
+
+@pytest.fixture(scope="session")
+def hardening_home(tmp_path_factory, tiny_clip, face_packs) -> Path:
+    """A BENTOML_HOME with the fake ``buffalo_l`` pack and a Chinese-CLIP whose files were
+    damaged after the import (its preprocess.json is no longer JSON)."""
+    home = _with_clip_and_faces(tmp_path_factory.mktemp("hardening-home"), tiny_clip, face_packs)
+    [preprocess] = home.rglob("preprocess.json")
+    preprocess.write_text("{ damaged", encoding="utf-8")
+    return home
+
+
+@pytest.fixture(scope="session")
+def hardening_server(hardening_home) -> Iterator[BentoServer]:
+    """The real service with small ceilings (requests in flight, faces per image), a damaged
+    CLIP model, and an upstream whose URL carries credentials (nothing listens there)."""
+    env = {
+        **LIMITS,
+        "IMMICH_CN_ML_MAX_REQUESTS_IN_FLIGHT": str(HARDENING_IN_FLIGHT),
+        "IMMICH_CN_ML_MAX_FACES": str(HARDENING_MAX_FACES),
+        "IMMICH_CN_ML_UPSTREAM_URL": f"http://immich:{UPSTREAM_PASSWORD}@127.0.0.1:{free_port()}",
+    }
+    server = BentoServer(".", hardening_home, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: MT Photos' key on ``mt_server``, set through the reference's own variable name (API_AUTH_KEY),
+#: as MT Photos users do.
+MT_KEY = "mt-test-key"
+#: ``mt_server``'s MODEL_TTL, which bounds how long MT's /restart lets a model idle before it
+#: unloads it. The runner's own idle check runs hourly, so only /restart unloads in the tests.
+MT_MODEL_TTL = 5.0
+
+
+@pytest.fixture(scope="session")
+def mt_home(tmp_path_factory, tiny_clip, face_packs) -> Path:
+    """Everything MT Photos' routes use: the tiny Chinese-CLIP as ViT-B-16 and the fake
+    ``buffalo_l`` pack (the PP-OCRv5 mobile models ship in a wheel)."""
+    return _with_clip_and_faces(tmp_path_factory.mktemp("mt-home"), tiny_clip, face_packs)
+
+
+@pytest.fixture(scope="session")
+def mt_server(mt_home) -> Iterator[BentoServer]:
+    """The real service with every model MT Photos' routes use (and Immich's routes beside)."""
+    env = {**LIMITS, "API_AUTH_KEY": MT_KEY, "MACHINE_LEARNING_MODEL_TTL": str(MT_MODEL_TTL),
+           "MACHINE_LEARNING_MODEL_TTL_POLL_S": "3600"}
+    server = BentoServer(".", mt_home, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -29,7 +29,7 @@ from adapters.admission import Admission
 from adapters.aio import to_thread
 from adapters.clip import ClipTextual, ClipVisual
 from adapters.entries import Entry
-from adapters.errors import RequestError
+from adapters.errors import RequestError, error_response
 from adapters.face import FaceDetection, FaceRecognition
 from adapters.images import ImageLimits, check_limits, identify, load_pixels
 from adapters.local import Inputs
@@ -50,9 +50,10 @@ MAX_SIDE = 10_000
 OUT_OF_RANGE = "height or width out of range"
 #: rapidocr's own text score threshold, which the reference's RapidOCR applies.
 OCR_MIN_SCORE = LEGACY_MIN_SCORE
-#: ``/restart`` and ``/restart_v2`` unload models unused this long. MT Photos calls ``/restart``
-#: in the middle of an OCR run: models in use then stay loaded, the others' memory goes back.
-RESTART_IDLE_SECONDS = 5.0
+#: ``/restart`` and ``/restart_v2`` unload models unused this long (or ``MODEL_TTL``, if shorter).
+#: MT Photos calls ``/restart`` in the middle of an OCR run, and Immich shares the models: a
+#: model used within the last minute is likely used again soon, and stays loaded.
+RESTART_IDLE_SECONDS = 60.0
 #: The face service's recommendation to the app: faces nearer than this (cosine distance) are
 #: one person (the reference's value for buffalo_l).
 FACIAL_MAX_DISTANCE = 0.5
@@ -71,6 +72,7 @@ class MtPhotos:
         self.router, self.admission, self.limits = router, admission, limits
         self.max_request_bytes, self.runners = max_request_bytes, runners
         self.face_threshold = settings.mt_face_threshold
+        self.restart_idle = min(RESTART_IDLE_SECONDS, settings.model_ttl)  # MODEL_TTL=0: runners keep all
         # cn-clip's architecture names (the reference's CLIP_MODEL) stand for the names they are served under.
         arch = clip_models.ARCHS.get(settings.mt_clip_model)
         self.names = {
@@ -146,7 +148,7 @@ class MtPhotos:
         if (refused := key_refusal(request.headers, self.key)) is not None:
             return refused
         try:
-            unloaded = await self.runners.unload_idle(RESTART_IDLE_SECONDS)
+            unloaded = await self.runners.unload_idle(self.restart_idle)
             log.info("MT Photos %s: unloaded %d idle model file(s) instead of restarting",
                      request.url.path, len(unloaded))
         except Exception as exc:  # nothing to free is no failure for the client
@@ -186,8 +188,12 @@ class MtPhotos:
         try:
             body = await read_body(request, self.max_request_bytes)
         except RequestError as exc:
-            return _status(exc)
+            return error_response(exc)
+        except ClientDisconnect:
+            log.info("MT Photos /clip/txt: the client went away before sending its whole request")
+            return Response(status_code=400)
         text, problem = _text_of(body)
+        del body
         if problem is not None:
             return JSONResponse(problem, status_code=422)
 
@@ -205,8 +211,9 @@ class MtPhotos:
         try:
             body = await read_body(request, self.max_request_bytes)
             form = await parse_form(request, body)
+            del body  # the form holds the upload: a request waiting for its turn keeps one copy
         except RequestError as exc:
-            return _status(exc)
+            return error_response(exc)
         except ClientDisconnect:
             log.info("MT Photos %s: the client went away before sending its whole request", request.url.path)
             return Response(status_code=400)
@@ -237,14 +244,10 @@ class MtPhotos:
             return JSONResponse(await work())
         except RequestError as exc:
             log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "MT Photos %s: %s", path, exc.detail)
-            return _status(exc) if exc.status in _KEPT_STATUSES else JSONResponse(failure(exc.detail))
+            return error_response(exc) if exc.status in _KEPT_STATUSES else JSONResponse(failure(exc.detail))
         except Exception as exc:  # a bug of ours: still MT's answer, and the traceback in the log
             log.exception("unexpected error while answering MT Photos %s", path)
             return JSONResponse(failure(f"internal error ({type(exc).__name__}); see the immich-cn-ml log"))
-
-
-def _status(exc: RequestError) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
 
 def _text_of(body: bytes) -> tuple[str, None] | tuple[None, dict[str, Any]]:

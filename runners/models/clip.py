@@ -12,11 +12,14 @@ serving reads the BentoML model store only, and needs neither torch nor cn-clip.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runners.models import store
+
+log = logging.getLogger(__name__)
 
 FAMILY = "clip"
 VISUAL, TEXTUAL = "visual.onnx", "textual.onnx"
@@ -84,5 +87,16 @@ def resolve(name: str) -> ClipFiles | None:
 
 
 def available() -> list[ClipFiles]:
-    """Every imported CLIP model."""
-    return [files for arch in ARCHS.values() if (files := resolve(arch.served_name)) is not None]
+    """Every imported CLIP model whose files can be read (one that cannot is logged and left
+    out: the other models still serve)."""
+    found = []
+    for arch in ARCHS.values():
+        try:
+            files = resolve(arch.served_name)
+        except (OSError, ValueError) as exc:  # a folder or its preprocess.json unreadable or damaged
+            log.error("CLIP model %s is not served: its files cannot be read: %s: %s",
+                      arch.served_name, type(exc).__name__, exc)
+            continue
+        if files is not None:
+            found.append(files)
+    return found

@@ -211,3 +211,23 @@ def test_hundreds_of_requests_through_a_runner_all_succeed(clip_server):
             statuses = [response.status_code for response in pool.map(one, range(300))]
     counts = {s: statuses.count(s) for s in set(statuses)}
     assert counts == {200: 300}, (counts, clip_server.log()[-6000:])
+
+
+def test_a_damaged_clip_model_is_left_out_and_the_rest_serves(hardening_server):
+    # Its preprocess.json is no longer JSON: once, that stopped the whole service from starting.
+    log = hardening_server.log()
+    assert "CLIP model cn-clip/ViT-B-16__openai is not served: its files cannot be read" in log
+    response = predict(hardening_server, {
+        "entries": json.dumps({"ocr": {"detection": {"modelName": "PP-OCRv5_mobile"},
+                                       "recognition": {"modelName": "PP-OCRv5_mobile"}}}),
+        "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())})
+    assert response.status_code == 200 and response.json()["ocr"]["text"]
+
+
+def test_a_clip_model_whose_vocabulary_is_gone_is_left_out(tmp_path, caplog):
+    from adapters.clip import clip_local_models
+    from runners.models.clip import ClipFiles
+
+    broken = ClipFiles("cn-clip/ViT-B-16__openai", tmp_path, {"image_size": 224, "embed_dim": 512})
+    assert clip_local_models(object(), [broken], True) == {}
+    assert "is not served" in caplog.text

@@ -224,3 +224,16 @@ def test_text_instead_of_an_image_is_a_400(face_server):
     response = httpx.post(f"{face_server.url}/predict", content=body, headers={"content-type": content_type})
     assert response.status_code == 400
     assert "needs an image" in response.json()["detail"]
+
+
+def test_min_score_zero_answers_the_highest_scoring_faces_up_to_the_ceiling(hardening_server, references):
+    # minScore 0 passes every candidate NMS leaves: hundreds of "faces" on one image, which once
+    # overflowed the runner call (a 500). Now the answer is the MAX_FACES highest-scoring.
+    from tests.conftest import HARDENING_MAX_FACES
+
+    image = encode(faces_image(1440, 1080, grid_centres(1440, 1080, 4, 3, 200), 60, seed=2))
+    expected = references["buffalo_l"].faces(image, 0.0)
+    assert len(expected) > HARDENING_MAX_FACES
+    answer = faces_of(hardening_server, image, min_score=0.0)
+    assert_same_faces(answer, expected[:HARDENING_MAX_FACES])
+    assert "kept the 5 scoring highest" in hardening_server.log()

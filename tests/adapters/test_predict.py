@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -266,3 +268,56 @@ def _png_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+# --- hostile requests get declared answers ---------------------------------------------------
+
+def _deep_entries(depth: int) -> str:
+    return '{"clip": {"visual": {"modelName": "m", "options": {"x": ' + "[" * depth + "]" * depth + "}}}}"
+
+
+@pytest.mark.parametrize("with_image", [True, False], ids=["image", "text"])
+def test_entries_nested_5000_deep_get_the_reference_422(proxy_server, upstream, preview_jpeg, with_image):
+    fields = {"entries": _deep_entries(5000), **({"image": image_part(preview_jpeg)} if with_image else {"text": "猫"})}
+    response = post(proxy_server, fields)
+    assert response.status_code == 422 and response.json() == {"detail": "Invalid request format."}
+    assert upstream.received == []
+
+
+def test_a_clients_model_name_is_escaped_and_bounded_in_answers_and_log(lonely_server, preview_jpeg):
+    name = "ViT\nFORGED LOG LINE: admin logged in " + "长" * 20_000
+    entries = json.dumps({"clip": {"visual": {"modelName": name}}})
+    response = post(lonely_server, {"entries": entries, "image": image_part(preview_jpeg)})
+    assert response.status_code == 501
+    detail = response.json()["detail"]
+    assert "\n" not in detail and "\\n" in detail and len(detail) < 600
+    log = lonely_server.log()
+    assert "\nFORGED LOG LINE" not in log and "长" * 200 not in log
+
+
+def test_an_option_value_is_bounded_in_the_answer(face_server):
+    entries = json.dumps({"facial-recognition": {
+        "detection": {"modelName": "buffalo_l", "options": {"minScore": ["x" * 100] * 10_000}},
+        "recognition": {"modelName": "buffalo_l"}}})
+    response = post(face_server, {"entries": entries, "image": image_part(encode(Image.new("RGB", (64, 64))))})
+    assert response.status_code == 400 and len(response.json()["detail"]) < 600  # of a 1 MB value
+
+
+def test_uploads_spooled_to_disk_are_closed_after_every_answer(lonely_server):
+    # Over 1 MB, Starlette spools an upload to an (unlinked) temporary file.
+    big = encode(Image.effect_noise((900, 600), 90).convert("RGB"), "PNG")
+    assert 1_100_000 < len(big) < MAX_REQUEST_BYTES - 10_000
+    fds = Path(f"/proc/{lonely_server.worker('immich-cn-ml').pid}/fd")
+
+    def spooled() -> int:  # open files already unlinked: spooled uploads (TemporaryFile)
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).endswith("(deleted)"))
+
+    before = spooled()
+    cases = [{"entries": "not json", "image": image_part(big)},
+             {"entries": CLIP_VISUAL, "image": image_part(big)},
+             {"entries": json.dumps({"ocr": {"detection": {"modelName": "PP-OCRv5_mobile"},
+                                             "recognition": {"modelName": "PP-OCRv5_mobile"}}}),
+              "image": image_part(big)}]
+    for fields in cases * 3:
+        assert post(lonely_server, fields).status_code in (200, 422, 501)
+    assert spooled() == before

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from adapters.runner_control import RunnerControl
 
 
 class FakeRunner:
-    def __init__(self, device: str, idle: list[str]) -> None:
-        self.device, self.idle, self.asked = device, idle, []
+    def __init__(self, device: str, idle: list[str], hangs: bool = False, fails: bool = False) -> None:
+        self.device, self.idle, self.asked, self.hangs, self.fails = device, idle, [], hangs, fails
         self.to_async = self
 
     async def about(self) -> dict[str, Any]:
+        if self.hangs:
+            await asyncio.sleep(3600)
+        if self.fails:
+            raise ConnectionError("runner down")
         return {"device": self.device, "loaded": []}
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
@@ -31,3 +37,15 @@ def test_every_runner_unloads_its_idle_models():
     runners = [FakeRunner("cpu", ["/m/clip/textual.onnx"]), FakeRunner("cpu", []), FakeRunner("cpu", ["/m/ocr/det.onnx"])]
     assert asyncio.run(RunnerControl(runners).unload_idle(5.0)) == ["/m/clip/textual.onnx", "/m/ocr/det.onnx"]
     assert [runner.asked for runner in runners] == [[5.0], [5.0], [5.0]]
+
+
+def test_a_runner_that_hangs_or_fails_does_not_hide_the_others():
+    control = RunnerControl([FakeRunner("cpu", [], hangs=True), FakeRunner("cuda", []), FakeRunner("cpu", [], fails=True)],
+                            timeout=0.2)
+    assert asyncio.run(control.device()) == "cuda"
+
+
+def test_when_no_runner_answers_the_failure_is_raised():
+    control = RunnerControl([FakeRunner("cpu", [], hangs=True), FakeRunner("cpu", [], fails=True)], timeout=0.2)
+    with pytest.raises((ConnectionError, asyncio.TimeoutError)):
+        asyncio.run(control.device())

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import socket
+import time
 
 import aiohttp
+import httpx
 import pytest
+from PIL import Image
+
+from tests.support import multipart
 
 from adapters.runner_link import RunnerLink, sent_again_if_dropped
 
@@ -124,3 +131,59 @@ def test_the_link_passes_each_api_call_through_to_the_dependency():
 
     link = RunnerLink(Dependency())
     assert asyncio.run(link.to_async.face_embed([1, 2], hint="x")) == ("face_embed", [1, 2], "x")
+
+
+# --- a runner's state (busy, slow, down) as the client's 503/504 -----------------------------
+
+def test_busy_slow_and_unreachable_runners_are_declared_503_and_504():
+    from http import HTTPStatus
+
+    from bentoml.exceptions import BentoMLException, ServiceUnavailable
+
+    from adapters.runner_link import declared
+
+    cases = [
+        (ServiceUnavailable("busy"), 503),
+        (BentoMLException("slow", error_code=HTTPStatus.GATEWAY_TIMEOUT), 504),
+        (asyncio.TimeoutError(), 504),
+        (aiohttp.ServerDisconnectedError(), 503),
+        (ConnectionRefusedError(), 503),
+        (BentoMLException("a bug", error_code=HTTPStatus.INTERNAL_SERVER_ERROR), None),
+        (ValueError("a bug"), None),
+    ]
+    for error, status in cases:
+        answer = declared("face_embed", error)
+        assert (answer.status if answer is not None else None) == status, error
+
+
+def _fake_faces(server, width: int) -> httpx.Response:
+    from tests.support.fake_service import MODEL
+
+    entries = json.dumps({"facial-recognition": {"detection": {"modelName": MODEL}, "recognition": {"modelName": MODEL}}})
+    out = io.BytesIO()
+    Image.new("RGB", (width, 40)).save(out, "PNG")
+    body, content_type = multipart.build({"entries": entries, "image": multipart.FilePart("blob", out.getvalue())})
+    return httpx.post(f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=60)
+
+
+def test_over_http_a_busy_runner_is_503_with_retry_after_and_a_slow_one_504(seam_server):
+    from tests.support.fake_service import BUSY_WIDTH, SLOW_WIDTH
+
+    busy = _fake_faces(seam_server, BUSY_WIDTH)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert "busy or not ready" in busy.json()["detail"]
+    slow = _fake_faces(seam_server, SLOW_WIDTH)
+    assert slow.status_code == 504 and "did not answer in time" in slow.json()["detail"]
+    assert _fake_faces(seam_server, 100).status_code == 200
+
+
+def test_over_http_a_runner_that_dies_is_503_and_the_service_recovers(seam_server):
+    from tests.support.fake_service import DYING_WIDTH
+
+    dead = _fake_faces(seam_server, DYING_WIDTH)
+    assert dead.status_code == 503, dead.text
+    assert "cannot be reached" in dead.json()["detail"]
+    deadline = time.monotonic() + 60  # BentoML's arbiter starts the runner again
+    while _fake_faces(seam_server, 100).status_code != 200:
+        assert time.monotonic() < deadline, seam_server.log()[-3000:]
+        time.sleep(0.5)

@@ -53,3 +53,13 @@ def test_slow_upstream_gets_504_within_the_timeout(proxy_server, upstream):
     detail = response.json()["detail"]
     assert upstream.url in detail and f"did not answer within {UPSTREAM_TIMEOUT:g} s" in detail
     assert UPSTREAM_TIMEOUT <= elapsed < UPSTREAM_TIMEOUT + 2.5
+
+
+def test_the_upstreams_credentials_are_in_no_answer_and_no_log_line(hardening_server):
+    from tests.conftest import UPSTREAM_PASSWORD
+
+    response = post_text(hardening_server)  # a model not served here: the upstream, which is down
+    assert response.status_code == 502
+    detail = response.json()["detail"]
+    assert "***@127.0.0.1" in detail and UPSTREAM_PASSWORD not in detail and "immich:" not in detail
+    assert "***@127.0.0.1" in hardening_server.log() and UPSTREAM_PASSWORD not in hardening_server.log()

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from adapters.mt_photos.handlers import RESTART_IDLE_SECONDS
-from tests.adapters.mt_photos.conftest import KEY
+from tests.conftest import MT_KEY as KEY
+from tests.conftest import MT_MODEL_TTL as MODEL_TTL
 from tests.support import multipart
 from tests.support.face_reference import Reference
 from tests.support.fake_faces import RED, faces_image, grid_centres
@@ -282,6 +282,40 @@ def test_an_image_is_turned_upright_by_its_exif_orientation(mt_server):
     assert answer(send(mt_server, "/clip/img", tagged)) == answer(send(mt_server, "/clip/img", png(upright)))
 
 
+def test_a_sideways_jpeg_is_read_upright_on_every_route(mt_server, insightface):
+    upright = faces_image(800, 600, [(200, 200), (560, 380)], 60)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=95, exif=exif)
+    tagged = out.getvalue()
+    # The truth: insightface on the image OpenCV decodes, which OpenCV turns upright itself.
+    expected = insightface.found(tagged, 0.65)
+    assert len(expected) >= 2 and all(face.bbox[2] <= 800 for face in expected)
+    assert_same_as_insightface(answer(send(mt_server, "/represent", tagged)), expected)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "I;16", "P", "LA"])
+def test_every_image_mode_is_read(mt_server, mode):
+    image = faces_image(640, 480, [(320, 240)], 80).convert("RGB")
+    if mode == "I;16":
+        image = Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+    else:
+        image = image.convert(mode)
+    out = io.BytesIO()
+    image.save(out, "JPEG" if mode == "CMYK" else "PNG")
+    for path in IMAGE_ROUTES:
+        result = answer(send(mt_server, path, out.getvalue()))
+        assert "msg" not in result and result["result"] is not None, (path, result)
+
+
+def test_a_body_over_the_size_limit_is_413(mt_server):
+    from tests.conftest import MAX_REQUEST_BYTES
+
+    refused = send(mt_server, "/ocr", b"\xff" * (MAX_REQUEST_BYTES + 1))
+    assert refused.status_code == 413 and "limit" in refused.json()["detail"]
+
+
 # --- sharing the service with Immich ----------------------------------------------------------
 
 def immich_clip(server, data: bytes) -> np.ndarray:
@@ -351,7 +385,7 @@ def test_restart_never_restarts_but_unloads_the_models_idle_a_while(mt_server):
 
     pid = mt_server.pid
     answer(send(mt_server, "/clip/txt", text="猫"))
-    time.sleep(RESTART_IDLE_SECONDS + 0.5)
+    time.sleep(MODEL_TTL + 0.5)  # /restart unloads what idled min(60 s, MODEL_TTL)
     answer(send(mt_server, "/clip/img", jpeg(Image.new("RGB", (64, 64), "white"))))  # in use just now: stays
     assert clip_files() == {"textual.onnx": True, "visual.onnx": True}
 
