@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3003
 
-.PHONY: serve test tools build bench image image-test models image-cuda
+.PHONY: serve test tools build bench image image-test models image-cuda system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ serve: $(VENV)/.serve
 
 tools: $(VENV)/.tools
 
-test: $(VENV)/.test
+# Chromium, its driver and a CJK font for the status page's browser tests (Debian packages).
+system-packages:
+	bash tests/support/system_packages.sh
+
+test: $(VENV)/.test system-packages
 	$(BIN)/python -m pytest
 
 $(VENV)/.bench: $(VENV)/.tools

@@ -14,7 +14,7 @@ from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
@@ -29,18 +29,18 @@ from adapters.predict import Predictor
 from adapters.preload import Readiness, preload
 from adapters.routing import Router
 from adapters.runner_control import RunnerControl
-from adapters.status_page import STATUS_PAGE
+from adapters.ui import routes as ui
 from adapters.upstream import Upstream
+from config.bento import SERVICE_NAME
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def root(request: Request) -> Response:
-    """Immich's JSON; a browser (which asks for HTML) gets a small status page, as MT Photos'
-    reference serves one."""
+    """Immich's JSON; a browser (which asks for HTML) goes to the status and try-it page."""
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(STATUS_PAGE)
+        return RedirectResponse("/ui/", status_code=302)
     return JSONResponse({"message": "Immich ML"})
 
 
@@ -89,11 +89,13 @@ def create_app(
         admission = Admission(settings.active_requests)
         limits = ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
         app.state.predictor = Predictor(router, upstream, limits, settings.max_request_bytes, admission)
-        from adapters.mt_photos.handlers import MtPhotos  # the models' libraries: entry workers only
+        # The models' libraries: imported in the entry workers only.
+        from adapters.mt_photos.handlers import MtPhotos
+        from adapters.ui.status import Status
 
-        app.state.mt_photos = MtPhotos(
-            settings, router, admission, limits, settings.max_request_bytes, runner_control()
-        )
+        runners = runner_control()
+        app.state.mt_photos = MtPhotos(settings, router, admission, limits, settings.max_request_bytes, runners)
+        app.state.ui_status = Status(router, runners, upstream, app.state.mt_photos, SERVICE_NAME)
         log.info(
             "serving locally: %s; upstream: %s",
             ", ".join("/".join(key) for key in router.local_keys) or "nothing yet",
@@ -115,6 +117,7 @@ def create_app(
         Route("/ping", ping, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
         *mt_photos.routes(),
+        *ui.routes(),
     ]
     # Outermost: a request past the ceiling is refused before anything reads its body.
     middleware = [Middleware(InFlightLimit, limit=settings.requests_in_flight)]

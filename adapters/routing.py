@@ -48,6 +48,10 @@ class Router:
                 return model
         return None
 
+    def resolve_local(self, task: str, type_: str, name: str) -> LocalModel | None:
+        """The local model registered under exactly this name (no aliases, no cleaning)."""
+        return self._local.get((task, type_, name))
+
     def plan(self, entries: list[Entry]) -> Plan:
         plan = Plan()
         by_task: dict[str, list[Entry]] = {}

@@ -21,8 +21,14 @@ class RunnerControl:
     async def device(self) -> str:
         """"cuda" when a runner runs its models on a GPU, else "cpu" (a runner that does not
         answer counts for neither). Raises only when no runner answers."""
+        return (await self.about())["device"]
+
+    async def about(self) -> dict[str, Any]:
+        """``{"device": "cuda"|"cpu", "loaded": [model files]}`` over every runner that answers.
+        Raises only when no runner answers."""
         answers = await self._ask_all(lambda runner: runner.to_async.about())
-        return "cuda" if any(answer.get("device") == "cuda" for answer in answers) else "cpu"
+        return {"device": "cuda" if any(answer.get("device") == "cuda" for answer in answers) else "cpu",
+                "loaded": sorted(path for answer in answers for path in answer.get("loaded", []))}
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         """Have every runner unload the models unused for ``idle_seconds`` or more; the files

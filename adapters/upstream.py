@@ -30,6 +30,7 @@ class UpstreamAnswer:
 class Upstream:
     def __init__(self, base_url: str, *, connect_timeout: float, timeout: float, max_connections: int) -> None:
         self.predict_url = f"{base_url}/predict"
+        self.ping_url = f"{base_url}/ping"
         self.base_url = shown.url(base_url)  # as logs and answers name it: credentials masked
         self._timeout = timeout
         self._connect_timeout = connect_timeout
@@ -65,6 +66,13 @@ class Upstream:
         if not isinstance(answer, dict):
             raise RequestError(502, f"upstream {self.base_url} answered JSON that is not an object")
         return answer
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the upstream answers ``/ping`` with 200 within ``timeout`` seconds."""
+        try:
+            return (await self._client.get(self.ping_url, timeout=timeout)).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -29,11 +29,13 @@ def test_root_answers_like_immich_ml(proxy_server):
         assert response.json() == {"message": "Immich ML"}
 
 
-def test_a_browser_at_the_root_gets_a_status_page(proxy_server):
+def test_a_browser_at_the_root_goes_to_the_status_page(proxy_server):
     accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # as browsers send it
     response = httpx.get(f"{proxy_server.url}/", headers={"accept": accept})
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    assert "immich-cn-ml" in response.text and "服务运行中" in response.text and "MT Photos" in response.text
+    assert response.status_code == 302 and response.headers["location"] == "/ui/"
+    page = httpx.get(f"{proxy_server.url}/ui/", headers={"accept": accept})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "app.js" in page.text and "http" not in page.text.replace("http-equiv", "")  # nothing from the internet
 
 
 def test_bentoml_probes_stay_reachable(proxy_server):
