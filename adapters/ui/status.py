@@ -69,15 +69,15 @@ class Status:
     async def answer(self) -> JSONResponse:
         about, answers = await asyncio.gather(self._about(), self._upstream_answers())
         loaded = {str(path) for path in about.get("loaded", [])}
+        served = self.mt_photos.served()
         return JSONResponse({
             "version": self.version,
             "service": self.service,
             "device": about.get("device", "unknown"),
             "models": self._models(loaded),
             "upstream": {"url": self.upstream.base_url if self.upstream else None, "answers": answers},
-            "mt_photos": {"routes": {route: {"model": self.mt_photos.names[task], "served": served}
-                                     for route, task in MT_ROUTES.items()
-                                     for served in [self.mt_photos.served()[task]]}},
+            "mt_photos": {"routes": {route: {"model": self.mt_photos.names[task], "served": served[task]}
+                                     for route, task in MT_ROUTES.items()}},
         })
 
     def _models(self, loaded: set[str]) -> list[dict[str, Any]]:
