@@ -67,12 +67,16 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
     assert dockerfile.index("pip install -r $BENTO_PATH/env/python/requirements.txt") < dockerfile.index(script)
     assert (bento / "src" / "service.py").exists()
     assert not (bento / "src" / "tests").exists()
+    assert {path.name for path in (bento / "src" / "adapters" / "ui" / "static").iterdir()} == {
+        "index.html", "app.js", "style.css"}  # the status page's files travel with the code
 
     # Served from outside the checkout, the Bento runs on its own copy of the source.
     server = BentoServer(tag, home, cwd=tmp_path).start()
     try:
         response = httpx.get(f"{server.url}/ping")
         assert (response.status_code, response.text) == (200, "pong")
+        page = httpx.get(f"{server.url}/ui/app.js")
+        assert page.status_code == 200 and "/predict" in page.text
     finally:
         server.stop()
 
