@@ -23,6 +23,7 @@ from adapters.upstream import Upstream
 from runners.models import clip as clip_models
 from runners.models import face as face_models
 from runners.models import ocr as ocr_models
+from runners.models.hints import import_command
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ class Status:
                     files = model_files(model) if model is not None else []
                     rows.append({
                         "task": task, "type": type_, "name": name, "present": model is not None,
-                        "source": str(files[0].parent) if files else None,
+                        # Here: the folder its files are in; not here: the command that imports it.
+                        "source": str(files[0].parent) if files else import_command(task, name),
                         "loaded": any(str(path) in loaded for path in files),
                     })
         return rows

@@ -31,7 +31,8 @@ def test_models_are_listed_present_or_not_and_loaded_once_used(mt_server):
         return next(m for m in found["models"] if (m["task"], m["type"], m["name"]) == (task, type_, name))
 
     found = status(mt_server)
-    assert row(found, "facial-recognition", "detection", "antelopev2")["present"] is False
+    absent = row(found, "facial-recognition", "detection", "antelopev2")
+    assert absent["present"] is False and absent["source"] == "python -m runners.models import face antelopev2"
     ocr = row(found, "ocr", "recognition", "PP-OCRv5_mobile")
     assert ocr["present"] is True and ocr["source"].endswith("rec")
     assert found["mt_photos"]["routes"]["/represent"] == {"model": "buffalo_l", "served": True}
