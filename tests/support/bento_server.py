@@ -16,6 +16,10 @@ from tests.support.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class PortTaken(RuntimeError):
+    """``bentoml serve`` could not bind the port chosen for it."""
+
+
 class BentoServer:
     """``bentoml serve TARGET`` on a free port of 127.0.0.1, with its own BENTOML_HOME."""
 
@@ -36,7 +40,19 @@ class BentoServer:
 
     def start(self, timeout: float = 120.0, ready: str = "/readyz") -> BentoServer:
         """Start, and wait until ``ready`` answers 200 (``/ping`` for a server that is up but
-        not ready)."""
+        not ready). A port some other process took in the meantime is replaced by a fresh one."""
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout, ready)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.log_path = self.home / f"serve-{self.port}.log"
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float, ready: str) -> BentoServer:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
@@ -50,7 +66,10 @@ class BentoServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {self._process.returncode}:\n{self.log()}")
+                log = self.log()
+                if f"Could not bind 127.0.0.1:{self.port}" in log:
+                    raise PortTaken(log)
+                raise RuntimeError(f"bentoml serve exited with {self._process.returncode}:\n{log}")
             try:
                 if httpx.get(f"{self.url}{ready}", timeout=1).status_code == 200:
                     return self
