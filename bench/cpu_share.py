@@ -25,16 +25,11 @@ from pathlib import Path
 
 import psutil
 
-from bench import load, models, workloads
+from bench import load, models, rss, workloads
 from tests.support.bento_server import BentoServer
 
 WORKLOADS = {"clip_image": workloads.clip_image, "clip_text": workloads.clip_text,
              "faces": workloads.faces, "ocr": workloads.ocr}
-
-
-def _name(process: psutil.Process) -> str:
-    args = process.cmdline()
-    return args[args.index("--service-name") + 1] if "--service-name" in args else "bentoml serve"
 
 
 def cpu_times(processes: list[psutil.Process]) -> dict[str, dict[int, float]]:
@@ -44,7 +39,7 @@ def cpu_times(processes: list[psutil.Process]) -> dict[str, dict[int, float]]:
         try:
             times = process.cpu_times()
             threads = {t.id: t.user_time + t.system_time for t in process.threads()}
-            name = _name(process)
+            name = rss.service_name(process)
         except psutil.Error:  # a worker that ended meanwhile
             continue
         out[name] = {0: times.user + times.system, **threads}
@@ -65,7 +60,7 @@ def share(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]
 
 
 def measure(url: str, pid: int, workload: load.Workload, concurrency: int, requests: int) -> dict:
-    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    processes = rss.tree(pid)
     client = psutil.Process(os.getpid())
     before, client_before = cpu_times(processes), client.cpu_times()
     [tally] = load.run(url, [(workload, concurrency)], requests=requests, warmup=0)

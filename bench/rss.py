@@ -14,16 +14,21 @@ def tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
+def service_name(process: psutil.Process) -> str:
+    """The BentoML service a worker process runs, or "bentoml serve" for the server itself."""
+    args = process.cmdline()
+    return args[args.index("--service-name") + 1] if "--service-name" in args else "bentoml serve"
+
+
 def by_process(pid: int) -> dict[str, int]:
     """RSS in bytes of each process, named by its BentoML service (or its command)."""
     out: dict[str, int] = {}
     for process in tree(pid):
         try:
-            args = process.cmdline()
+            name = service_name(process)
             rss = process.memory_info().rss
         except psutil.Error:
             continue
-        name = args[args.index("--service-name") + 1] if "--service-name" in args else "bentoml serve"
         out[name] = out.get(name, 0) + rss
     return out
 
