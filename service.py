@@ -50,7 +50,8 @@ def local_models() -> LocalModels:
     runner = {family: RunnerLink(getattr(service, attribute)) for family, attribute in ATTRIBUTE_OF.items()}
     table = {
         **ocr_local_models(runner["ocr"], ocr_models.available()),
-        **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize),
+        **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize,
+                            settings.reduced_decoding),
         **face_local_models(runner["faces"], face_models.available(), settings.max_faces),
     }
     memory.trim()  # reading model files' metadata left large buffers behind

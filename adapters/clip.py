@@ -18,15 +18,17 @@ from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
 from adapters.vectors import vector_string
-from runners.clip_steps import Tokenizer, image_input
+from runners.clip_steps import Tokenizer, image_pixels
 from runners.models.clip import ClipFiles
 
 log = logging.getLogger(__name__)
 
 
 class ClipVisual:
-    def __init__(self, runner: Any, files: ClipFiles, normalize: bool) -> None:
+    def __init__(self, runner: Any, files: ClipFiles, normalize: bool, reduced_decoding: bool = False) -> None:
         self.runner, self.files, self.normalize = runner, files, normalize
+        #: The side an image for this tower may be decoded down to (``adapters.images.load_pixels``).
+        self.reduce_to = files.image_size if reduced_decoding else None
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
         if inputs.image is None:
@@ -35,7 +37,7 @@ class ClipVisual:
 
     async def features(self, image: Image.Image) -> np.ndarray:
         """The image tower's output for ``image``, as cn-clip's ``encode_image`` gives it."""
-        pixels = await to_thread(image_input, image, self.files.image_size)
+        pixels = await to_thread(image_pixels, image, self.files.image_size)
         [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
         return features
 
@@ -63,13 +65,15 @@ class ClipTextual:
         await self.runner.to_async.load(models=[["clip_text", str(self.files.folder)]])
 
 
-def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool) -> LocalModels:
-    """The router's entries for every imported model (a broken one is logged and left out)."""
+def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool, reduced_decoding: bool = False) -> LocalModels:
+    """The router's entries for every imported model (a broken one is logged and left out);
+    ``reduced_decoding``: JPEGs for the image towers may be decoded at a reduced size."""
     table: dict[tuple[str, str, str], Any] = {}
     for files in models:
         try:
             _ = files.image_size, files.dim  # read now: a damaged preprocess.json fails here, not per request
-            visual, textual = ClipVisual(runner, files, normalize), ClipTextual(runner, files, normalize)
+            visual = ClipVisual(runner, files, normalize, reduced_decoding)
+            textual = ClipTextual(runner, files, normalize)
         except Exception as exc:  # e.g. its vocabulary unreadable or gone
             log.error("CLIP model %s (%s) is not served: %s: %s", files.name, files.folder, type(exc).__name__, exc)
             continue

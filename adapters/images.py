@@ -77,8 +77,16 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def load_pixels(image: Image.Image) -> Image.Image:
-    """Decode every pixel of an opened image. Raises ``RequestError`` (400), never 500."""
+def load_pixels(image: Image.Image, reduce_to: int | None = None) -> Image.Image:
+    """Decode every pixel of an opened image. Raises ``RequestError`` (400), never 500.
+
+    ``reduce_to``: a JPEG whose sides are both at least twice this is decoded at 1/2, 1/4 or
+    1/8 of its size, in the DCT domain (libjpeg's own scaling), no smaller than this on either
+    side: a CLIP tower reads 224 pixels, and a 1440x1080 preview then decodes as 360x270 in a
+    fraction of the time. It changes pixels a little (bench/BENCHMARKS.md, "Reduced JPEG
+    decoding"), so it is used only where the precision setting is not ``fp32``."""
+    if reduce_to and image.format == "JPEG":
+        image.draft(None, (reduce_to, reduce_to))
     try:
         image.load()
     except _DECODER_ERRORS as exc:
@@ -86,6 +94,7 @@ def load_pixels(image: Image.Image) -> Image.Image:
     return image
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> Image.Image:
-    """Check the header, then decode every pixel. Raises ``RequestError`` (4xx), never 500."""
-    return load_pixels(open_image(data, limits))
+def decode_image(data: bytes, limits: ImageLimits, reduce_to: int | None = None) -> Image.Image:
+    """Check the header, then decode every pixel (see ``load_pixels`` for ``reduce_to``).
+    Raises ``RequestError`` (4xx), never 500."""
+    return load_pixels(open_image(data, limits), reduce_to)

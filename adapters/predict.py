@@ -55,9 +55,10 @@ class Predictor:
         upload = file_field(form, "image")
         text = text_field(form, "text")
         image_bytes: bytes | None = None
+        size = (0, 0)
         if upload is not None:
             image_bytes = await upload.read()
-            open_image(image_bytes, self.limits)  # header only: cheap, and refuses bombs early
+            size = open_image(image_bytes, self.limits).size  # header only: cheap, and refuses bombs early
         elif text is None:
             raise RequestError(400, "Either image or text must be provided")
 
@@ -72,16 +73,17 @@ class Predictor:
             return Response(answer.content, answer.status, headers=headers)
 
         if image_bytes is None:
-            return JSONResponse(await self._split(plan, form, upload, image_bytes, text))
+            return JSONResponse(await self._split(plan, form, upload, image_bytes, text, size))
         async with self.admission.slot():
-            return JSONResponse(await self._split(plan, form, upload, image_bytes, text))
+            return JSONResponse(await self._split(plan, form, upload, image_bytes, text, size))
 
     async def _split(
-        self, plan: Plan, form: FormData, upload: UploadFile | None, image_bytes: bytes | None, text: str | None
+        self, plan: Plan, form: FormData, upload: UploadFile | None, image_bytes: bytes | None, text: str | None,
+        size: tuple[int, int],
     ) -> dict[str, Any]:
         image = None
         if image_bytes is not None:
-            image = await to_thread(decode_image, image_bytes, self.limits)
+            image = await to_thread(decode_image, image_bytes, self.limits, _reduce_to(plan))
         work = [run_local(plan.local, Inputs(image=image, text=None if image is not None else text))]
         if plan.upstream:
             assert self.upstream is not None
@@ -91,9 +93,17 @@ class Predictor:
 
         answer: dict[str, Any] = upstream[0] if upstream else {}
         answer.update(local)
-        if image is not None:
-            answer["imageHeight"], answer["imageWidth"] = image.height, image.width
+        if image is not None:  # the image as sent, whatever size it was decoded at
+            answer["imageHeight"], answer["imageWidth"] = size[1], size[0]
         return answer
+
+
+def _reduce_to(plan: Plan) -> int | None:
+    """The least side every local model of the request can read its image from, when each
+    says one (``reduce_to``: CLIP's towers, where reduced decoding is on); else None: the image
+    is decoded whole (faces and OCR read every pixel)."""
+    sides = [getattr(model, "reduce_to", None) for _, model in plan.local]
+    return max(sides) if sides and None not in sides else None
 
 
 def _upstream_form(

@@ -24,11 +24,15 @@ class RunnerControl:
         return (await self.about())["device"]
 
     async def about(self) -> dict[str, Any]:
-        """``{"device": "cuda"|"cpu", "loaded": [model files]}`` over every runner that answers.
-        Raises only when no runner answers."""
+        """``{"device": "cuda"|"cpu", "loaded": [model files], "engines": {file: what it runs on},
+        "runtime": {the CPU, the backend and precision settings, how each kind of model runs}}``
+        over every runner that answers (the runtime is the first one's: every runner reads the
+        same settings on the same host). Raises only when no runner answers."""
         answers = await self._ask_all(lambda runner: runner.to_async.about())
         return {"device": "cuda" if any(answer.get("device") == "cuda" for answer in answers) else "cpu",
-                "loaded": sorted(path for answer in answers for path in answer.get("loaded", []))}
+                "loaded": sorted(path for answer in answers for path in answer.get("loaded", [])),
+                "engines": {path: label for answer in answers for path, label in answer.get("engines", {}).items()},
+                "runtime": next((answer["runtime"] for answer in answers if "runtime" in answer), {})}
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         """Have every runner unload the models unused for ``idle_seconds`` or more; the files

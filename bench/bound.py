@@ -3,14 +3,18 @@
     .venv/bin/python -m bench.bound [--seconds 15] [--mix-seconds 60] [--out bench-results]
 
 In one run, on the same machine and model files:
-1. the bare models (``bench.bare``): ONNX Runtime alone, batch 1, no HTTP, no decoding; for
-   faces and OCR the sum of the passes one image needs (the physical bound);
+1. the bare models (``bench.bare``), batch 1, no HTTP, no decoding; for faces and OCR the sum
+   of the passes one image needs: ONNX Runtime at fp32 with its defaults (the bound every ratio
+   is against: what stock Immich runs), and the runtime the service runs (its settings' plan,
+   e.g. OpenVINO bf16, with the runner's own sessions);
 2. the service over HTTP (``bench.load``): CLIP image, faces (3 a photo) and OCR (1440x1080
    previews, several lines) at concurrency 1, 2/4 and 16, CLIP text at 1;
 3. a library scan: CLIP at 2 + faces at 2 + OCR at 1 at once (Immich's default job
    concurrency), and a heavy mix: 32 clients (11 CLIP, 11 faces, 10 OCR), each ``--mix-seconds``;
 4. the resident memory of the whole process tree (``bench.rss``): idle right after start, with
-   every model loaded, and at its peak during the heavy mix.
+   every model loaded, and at its peak during the heavy mix;
+5. the same service at ``IMMICH_CN_ML_PRECISION=fp32`` (``--compare``, CLIP, faces and OCR at
+   concurrency 1 and 4, text at 1), and at ``int8`` (CLIP image and text), beside it.
 
 This machine's speed drifts by a fifth within a minute (the bare OCR detector alone: 59 to
 90 ms), so every point is measured in slices that alternate with timings of the bare models,
@@ -26,9 +30,11 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import bare, load, models, rss, workloads
 from bench.report import check_targets, plot, table
@@ -37,6 +43,32 @@ from tests.support.bento_server import BentoServer
 SCAN = [("clip image", 2), ("faces", 2), ("ocr", 1)]
 HEAVY = [("clip image", 11), ("faces", 11), ("ocr", 10)]
 SINGLE = [("clip image", (1, 2, 4, 16)), ("faces", (1, 2, 4, 16)), ("ocr", (1, 4, 16)), ("clip text", (1,))]
+#: The service at other precisions, beside the one under test: (precision, points).
+COMPARE = [("fp32", [("clip image", (1, 4)), ("faces", (1, 4)), ("ocr", (1, 4)), ("clip text", (1,))]),
+           ("int8", [("clip image", (1, 4)), ("clip text", (1,))])]
+
+
+def runtime_in_use(env: dict[str, str]) -> bare.Create:
+    """The sessions the service's runner makes under ``env`` (its plan: runtime and precision
+    per model), one per file, kept for the run."""
+    from config.settings import Settings
+    from runners.engines import Engines
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        engines = Engines(Settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    made: dict[tuple[Path, str], Any] = {}
+
+    def create(path: Path, api: str) -> Any:
+        if (path, api) not in made:
+            made[(path, api)] = engines.create(path, api)
+        return made[(path, api)]
+
+    return create
 
 
 def pipelines(home: Path) -> dict[str, bare.Pipeline]:
@@ -62,6 +94,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="OUT.json and OUT.png are written")
     parser.add_argument("--only", choices=["single", "mixes"], help="measure only the single workloads, or only the mixes "
                         "(for quick comparisons; no table, targets or plot)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the service at fp32 and int8 (point 5)")
     args = parser.parse_args()
 
     models.prepare(args.home)
@@ -71,40 +104,51 @@ def main() -> None:
 
     print("bare models ...", flush=True)
     bare_pipelines = pipelines(args.home)
+    in_use = runtime_in_use(env)
     result["bare"] = {name: bare.measure(p, args.rounds) for name, p in bare_pipelines.items()}
+    result["bare_in_use"] = {name: bare.measure(p, args.rounds, in_use) for name, p in bare_pipelines.items()}
 
-    server = BentoServer(".", args.home, env).start()
+    def sliced(url: str, streams: list[tuple[str, int]], seconds: float, slices: int) -> tuple[list[load.Tally], dict]:
+        """The streams run for ``seconds`` in all, in ``slices`` between timings of their bare
+        models (ONNX Runtime's fp32 bound, and the runtime in use); (their tallies, each model's
+        mean bare figures over the slices: {"ort": ..., "in_use": ...})."""
+        tallies = [load.Tally() for _ in streams]
+        timed: dict[str, dict[str, list[dict]]] = {}
+        for index in range(slices):
+            for name, _ in streams:
+                rounds = max(3, args.rounds // 4)
+                timed.setdefault(name, {}).setdefault("ort", []).append(bare.measure(bare_pipelines[name], rounds))
+                timed[name].setdefault("in_use", []).append(bare.measure(bare_pipelines[name], rounds, in_use))
+            got = load.run(url, [(loads[name], c) for name, c in streams], seconds=seconds / slices,
+                           warmup=2 if index == 0 else 0)
+            for tally, part in zip(tallies, got):
+                tally.add(part)
+        means = {name: {kind: {"seconds": sum(t["seconds"] for t in runs) / len(runs), "gflops": runs[0]["gflops"]}
+                        for kind, runs in kinds.items()} for name, kinds in timed.items()}
+        for kinds in means.values():
+            for figures in kinds.values():
+                figures["req_s"] = 1 / figures["seconds"]
+        return tallies, means
+
+    def points(url: str, plan: list[tuple[str, tuple[int, ...]]]) -> list[dict]:
+        rows = []
+        for name, concurrencies in plan:
+            for concurrency in concurrencies:
+                [tally], now = sliced(url, [(name, concurrency)], args.seconds, args.slices)
+                ort, used = now[name]["ort"], now[name]["in_use"]
+                row = {"workload": name, "concurrency": concurrency, **tally.summary(),
+                       "bare_req_s": round(ort["req_s"], 3), "bare_ms": round(1000 * ort["seconds"], 1),
+                       "in_use_req_s": round(used["req_s"], 3), "in_use_ms": round(1000 * used["seconds"], 1)}
+                rows.append(row)
+                print(f"  {name} c={concurrency}: {row}", flush=True)
+        return rows
+
+    server = BentoServer(".", args.home, env, exact=False).start()
     try:
         pid = server.pid
         time.sleep(3)
         result["rss_idle"] = rss.by_process(pid)
-
-        def sliced(streams: list[tuple[str, int]], seconds: float, slices: int) -> tuple[list[load.Tally], dict]:
-            """The streams run for ``seconds`` in all, in ``slices`` between timings of their bare
-            models; (their tallies, each model's mean bare figures over the slices)."""
-            tallies = [load.Tally() for _ in streams]
-            timed: dict[str, list[dict]] = {}
-            for index in range(slices):
-                for name, _ in streams:
-                    timed.setdefault(name, []).append(bare.measure(bare_pipelines[name], max(3, args.rounds // 4)))
-                got = load.run(server.url, [(loads[name], c) for name, c in streams], seconds=seconds / slices,
-                               warmup=2 if index == 0 else 0)
-                for tally, part in zip(tallies, got):
-                    tally.add(part)
-            means = {name: {"seconds": sum(t["seconds"] for t in runs) / len(runs), "gflops": runs[0]["gflops"]}
-                     for name, runs in timed.items()}
-            for figures in means.values():
-                figures["req_s"] = 1 / figures["seconds"]
-            return tallies, means
-
-        result["single"] = []
-        for name, concurrencies in SINGLE if args.only != "mixes" else []:
-            for concurrency in concurrencies:
-                [tally], now = sliced([(name, concurrency)], args.seconds, args.slices)
-                row = {"workload": name, "concurrency": concurrency, **tally.summary(),
-                       "bare_req_s": round(now[name]["req_s"], 3), "bare_ms": round(1000 * now[name]["seconds"], 1)}
-                result["single"].append(row)
-                print(f"  {name} c={concurrency}: {row}", flush=True)
+        result["single"] = points(server.url, SINGLE) if args.only != "mixes" else []
         time.sleep(3)  # idle: the runner gives back what the passes left behind
         result["rss_loaded"] = rss.by_process(pid)
 
@@ -125,9 +169,19 @@ def main() -> None:
         time.sleep(3)
         result["rss_after"] = rss.by_process(pid)
         result["errors"] = sum(s["errors"] for s in result["single"]) + sum(
-            s["errors"] for key in ("scan", "heavy") for s in result[key]["streams"])
+            s["errors"] for key in ("scan", "heavy") for s in result.get(key, {}).get("streams", []))
     finally:
         server.stop()
+
+    result["compare"] = {}
+    for precision, plan in COMPARE if not (args.no_compare or args.only) else []:
+        print(f"the service at {precision} ...", flush=True)
+        other = BentoServer(".", args.home, {**env, "IMMICH_CN_ML_PRECISION": precision}, exact=False).start()
+        try:
+            result["compare"][precision] = points(other.url, plan)
+        finally:
+            other.stop()
+        result["errors"] += sum(row["errors"] for row in result["compare"][precision])
 
     if args.only:
         args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))

@@ -92,7 +92,7 @@ def main() -> None:
 
     models.prepare(args.home)
     workload = WORKLOADS[args.workload]()
-    server = BentoServer(".", args.home, dict(item.split("=", 1) for item in args.env)).start()
+    server = BentoServer(".", args.home, dict(item.split("=", 1) for item in args.env), exact=False).start()
     try:
         load.run(server.url, [(workload, args.concurrency)], requests=args.warmup, warmup=0)
         result = measure(server.url, server.pid, workload, args.concurrency, args.requests)

@@ -33,7 +33,7 @@ def main() -> None:
 
     env = {"MACHINE_LEARNING_MODEL_TTL": str(args.ttl), "MACHINE_LEARNING_MODEL_TTL_POLL_S": "1"}
     kinds = [workloads.clip_image(), workloads.clip_text(), workloads.faces(), workloads.ocr()]
-    server = BentoServer(".", args.home, env).start()
+    server = BentoServer(".", args.home, env, exact=False).start()
 
     def answers() -> list[dict]:
         out = []

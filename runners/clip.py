@@ -1,9 +1,11 @@
-"""The Chinese-CLIP runner APIs: image and text towers on ONNX Runtime, batched across requests.
+"""The Chinese-CLIP runner APIs: image and text towers, batched across requests.
 
-``clip_image`` takes preprocessed (3, S, S) images and ``clip_text`` (52,) token ids, each job
-naming its model's folder; BentoML merges concurrent requests' jobs, and one forward pass runs
-per model and shape. Features come back as the towers give them (not normalised); the entry
-service normalises. On CUDA the fp16 towers run (inputs and outputs stay fp32).
+``clip_image`` takes resized (S, S, 3) 8-bit RGB images and ``clip_text`` (52,) token ids, each
+job naming its model's folder; BentoML merges concurrent requests' jobs, and one forward pass
+runs per model and shape. Images travel as 8 bits, a quarter of their float size, and are
+normalised here (``image_tensor``). Features come back as the towers give them (not
+normalised); the entry service normalises. On CUDA the fp16 towers run (inputs and outputs stay
+fp32).
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ from runners.sessions import Sessions
 settings = get_settings()
 
 PARTS = {"image": "visual", "text": "textual"}
+
+#: cn-clip's normalisation of each 8-bit value, per channel: ``(v / 255 - mean) / std``, computed
+#: in float32 as cn-clip's ToTensor and Normalize compute it, so a table lookup gives the same
+#: bits as the arithmetic.
+_TABLES = np.stack([(np.arange(256, dtype=np.float32) / np.float32(255.0) - np.float32(mean)) / np.float32(std)
+                    for mean, std in zip(clip_models.MEAN, clip_models.STD)])
+
+
+def image_tensor(pixels: np.ndarray) -> np.ndarray:
+    """(B, S, S, 3) uint8 RGB -> (B, 3, S, S) float32, normalised as cn-clip normalises."""
+    planes = pixels.transpose(3, 0, 1, 2)  # channel first, then each channel's own table
+    return np.stack([np.take(_TABLES[c], planes[c]) for c in range(3)], axis=1)
 
 
 def use_fp16(first_provider: str) -> bool:
@@ -45,7 +59,8 @@ class ClipModels:
         turns = "clip" if kind == "image" else "clip text"
 
         def forward(folder: str, batch: np.ndarray) -> np.ndarray:
-            return self._sessions.run(self.path(kind, folder), batch, turns)
+            inputs = image_tensor(batch) if kind == "image" else batch
+            return self._sessions.run(self.path(kind, folder), inputs, turns, f"clip_{kind}")
 
         return run_grouped(jobs, forward, self._max_items)
 
@@ -59,7 +74,7 @@ class ClipApis:
         batchable=True, max_batch_size=settings.clip_max_batch_size, max_latency_ms=settings.batch_max_latency_ms
     )
     def clip_image(self, jobs: list[Any]) -> list[Any]:
-        """jobs: (model folder, (3, S, S) float32) -> (D,) float32 image features."""
+        """jobs: (model folder, (S, S, 3) uint8 RGB) -> (D,) float32 image features."""
         return self.clip.encode("image", jobs)
 
     @bentoml.api(

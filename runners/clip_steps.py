@@ -18,17 +18,20 @@ from tokenizers import Tokenizer as WordPieceTokenizer
 from tokenizers.models import WordPiece
 from tokenizers.pre_tokenizers import WhitespaceSplit
 
-from runners.models.clip import CONTEXT_LENGTH, MEAN, STD
+from runners.models.clip import CONTEXT_LENGTH
 
-_MEAN = np.array(MEAN, np.float32)
-_STD = np.array(STD, np.float32)
+
+def image_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 RGB: cn-clip's image_transform up to its ToTensor (the runner
+    normalises, ``runners.clip.image_tensor``)."""
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC).convert("RGB"))
 
 
 def image_input(image: Image.Image, size: int) -> np.ndarray:
     """(3, size, size) float32, as cn-clip's image_transform makes it."""
-    square = image.resize((size, size), Image.Resampling.BICUBIC).convert("RGB")
-    pixels = np.asarray(square, np.float32) / np.float32(255.0)
-    return ((pixels - _MEAN) / _STD).transpose(2, 0, 1)
+    from runners.clip import image_tensor
+
+    return image_tensor(image_pixels(image, size)[None])[0]
 
 
 class Tokenizer:

@@ -33,19 +33,19 @@ class FaceModels:
     def path(kind: str, model: str) -> Path:
         return Path(model)  # jobs name the detector's or recogniser's file itself
 
-    def _passes(self, path: str, batch: np.ndarray) -> list[list[np.ndarray]]:
+    def _passes(self, path: str, batch: np.ndarray, api: str) -> list[list[np.ndarray]]:
         """Every output of the model for each item of ``batch``, shaped as a pass over that item
         alone gives them."""
         model = Path(path)
-        if self._sessions.takes_batches(model):
-            return unstack(self._sessions.run_all(model, batch, "faces"), len(batch))
-        return [self._sessions.run_all(model, item[None], "faces") for item in batch]
+        if self._sessions.takes_batches(model, api):
+            return unstack(self._sessions.run_all(model, batch, "faces", api), len(batch))
+        return [self._sessions.run_all(model, item[None], "faces", api) for item in batch]
 
     def detect(self, jobs: list[Any]) -> list[Any]:
-        return run_grouped(jobs, self._passes, self._max_items)
+        return run_grouped(jobs, lambda path, batch: self._passes(path, batch, "face_detect"), self._max_items)
 
     def embed(self, jobs: list[Any]) -> list[Any]:
-        return run_grouped(jobs, lambda path, batch: [outputs[0][0] for outputs in self._passes(path, batch)],
+        return run_grouped(jobs, lambda path, batch: [outputs[0][0] for outputs in self._passes(path, batch, "face_embed")],
                            self._max_items)
 
 

@@ -43,13 +43,13 @@ class OcrModels:
 
     def detect(self, jobs: list[Any]) -> list[Any]:
         def forward(path: str, batch: np.ndarray) -> np.ndarray:
-            return self._sessions.run(Path(path), detector_tensor(batch), "ocr")[:, 0]
+            return self._sessions.run(Path(path), detector_tensor(batch), "ocr", "ocr_detect")[:, 0]
 
         return run_grouped(jobs, forward, self._max_items)
 
     def recognize(self, jobs: list[Any]) -> list[Any]:
         def forward(path: str, batch: np.ndarray) -> np.ndarray:
-            logits = self._sessions.run(Path(path), batch, "ocr")
+            logits = self._sessions.run(Path(path), batch, "ocr", "ocr_recognize")
             return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
 
         return run_grouped(jobs, forward, self._max_items)

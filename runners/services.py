@@ -51,11 +51,20 @@ class _Runner:
     families: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        from runners.onnx import CPU, CUDA, create_session, usable_providers
+        from runners.engines import Engines
+        from runners.onnx import CPU, CUDA
 
         memory.keep_freed_memory()
-        self.sessions = Sessions(lambda path: create_session(path, settings), on_change=_loaded_metric())
-        first = usable_providers(settings.onnx_providers, settings.device_id)[0]
+        self.engines = Engines(settings)
+        metric = _loaded_metric()
+
+        def on_change(path: Path, loaded: bool) -> None:
+            metric(path, loaded)
+            if not loaded:
+                self.engines.forget(path)
+
+        self.sessions = Sessions(self.engines.create, on_change=on_change)
+        first = self.engines.providers[0]
         max_items = _pass_limit(settings.cpu_pass_values) if first == CPU else None
         if "clip" in self.families:
             self.clip = ClipModels(self.sessions, use_fp16(first), max_items)
@@ -65,23 +74,32 @@ class _Runner:
             self.faces = FaceModels(self.sessions, max_items)
         self.device = "cuda" if first == CUDA else "cpu"
         self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll).start()
-        log.info("runner for %s on %s; models unload after %s", ", ".join(self.families), first,
+        runtime = self.engines.describe()
+        log.info("runner for %s on %s, CPU %s (%s); backend %s, precision %s: %s; models unload after %s",
+                 ", ".join(self.families), first, runtime["cpu"], ", ".join(runtime["cpu_features"]) or "no AVX2",
+                 settings.backend, settings.precision,
+                 "; ".join(f"{kind} on {how}" for kind, how in runtime["plans"].items()),
                  f"{settings.model_ttl:g} s unused" if settings.model_ttl > 0 else "never (MODEL_TTL=0)")
 
     @bentoml.api
     def load(self, models: list[list[str]]) -> list[str]:
         """Load the files that jobs ``[api, model]`` run (preloading); the files loaded."""
-        paths = [self._path(api, model) for api, model in models]
-        for path in paths:
-            self.sessions.load(path)
-        return [str(path) for path in paths]
+        paths = [(self._path(api, model), api) for api, model in models]
+        for path, api in paths:
+            self.sessions.load(path, api)
+        return [str(path) for path, _ in paths]
 
     # The two APIs below are async: they run on the worker's event loop, never waiting for one
     # of the threads that forward passes hold.
     @bentoml.api
     async def about(self) -> dict[str, Any]:
-        """What this runner runs on (``device``: "cuda" or "cpu") and the files it has loaded."""
-        return {"device": self.device, "loaded": sorted(str(path) for path in self.sessions.loaded())}
+        """What this runner runs on (``device``: "cuda" or "cpu"; ``runtime``: the CPU, the
+        backend and precision settings, and how each kind of model runs), the files it has
+        loaded, and what each of those runs on (``engines``: file -> e.g. "OpenVINO CPU bf16")."""
+        loaded = sorted(str(path) for path in self.sessions.loaded())
+        labels = {str(path): label for path, label in dict(self.engines.labels).items()}
+        return {"device": self.device, "loaded": loaded, "runtime": self.engines.describe(),
+                "engines": {path: labels[path] for path in loaded if path in labels}}
 
     @bentoml.api
     async def unload_idle(self, idle_seconds: float) -> list[str]:

@@ -39,10 +39,11 @@ class _Loaded:
 
 @dataclass
 class Sessions:
-    """``create(path)`` makes a session (``runners.onnx.create_session`` in a runner); passes
-    take turns (``runners.turns``), fairly between the families that ask for them."""
+    """``create(path, api)`` makes a session for the file that the runner API ``api`` runs
+    (``runners.engines.Engines.create`` in a runner: the API says what kind of model it is);
+    passes take turns (``runners.turns``), fairly between the families that ask for them."""
 
-    create: Callable[[Path], Any]
+    create: Callable[[Path, str], Any]
     clock: Callable[[], float] = time.monotonic
     turns: FairTurns = field(default_factory=FairTurns)
     #: Told of every load (True) and drop (False), e.g. to keep a metric.
@@ -53,7 +54,7 @@ class Sessions:
     #: How many passes have ended so far.
     passes: int = 0
 
-    def _acquire(self, path: Path) -> _Loaded:
+    def _acquire(self, path: Path, api: str) -> _Loaded:
         """The file's session, loaded if need be, marked busy."""
         while True:
             with self._lock:
@@ -71,7 +72,7 @@ class Sessions:
                 pending.result()
                 continue
             try:
-                session = self.create(path)
+                session = self.create(path, api)
             except BaseException as error:
                 with self._lock:
                     del self._loading[path]
@@ -89,35 +90,36 @@ class Sessions:
             loaded.last_used = self.clock()
             self.passes += 1
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path, api: str = "") -> None:
         """Load ``path`` now (a preload); it then idles like any other."""
-        self._release(self._acquire(path))
+        self._release(self._acquire(path, api))
 
-    def inputs(self, path: Path) -> list[Any]:
-        loaded = self._acquire(path)
+    def inputs(self, path: Path, api: str = "") -> list[Any]:
+        loaded = self._acquire(path, api)
         try:
             return loaded.session.get_inputs()
         finally:
             self._release(loaded)
 
-    def takes_batches(self, path: Path) -> bool:
+    def takes_batches(self, path: Path, api: str = "") -> bool:
         """Whether the model's first input leaves its batch axis free (``runners.models.batch_axis``
         settles that at import); one that declares 1 must get one item at a time."""
-        return self.inputs(path)[0].shape[0] != 1
+        return self.inputs(path, api)[0].shape[0] != 1
 
-    def run_all(self, path: Path, batch: np.ndarray, family: str = "") -> list[np.ndarray]:
+    def run_all(self, path: Path, batch: np.ndarray, family: str = "", api: str = "") -> list[np.ndarray]:
         """Every output of the model at ``path`` on ``batch``, in the graph's order; the pass
-        waits for ``family``'s turn."""
-        loaded = self._acquire(path)
+        waits for ``family``'s turn. ``api``: the runner API the pass is for (what loads the
+        file, the first time, needs to know)."""
+        loaded = self._acquire(path, api)
         try:
             with self.turns.turn(family):
                 return loaded.session.run(None, {loaded.session.get_inputs()[0].name: batch})
         finally:
             self._release(loaded)
 
-    def run(self, path: Path, batch: np.ndarray, family: str = "") -> np.ndarray:
+    def run(self, path: Path, batch: np.ndarray, family: str = "", api: str = "") -> np.ndarray:
         """The first output of the model at ``path`` on ``batch``."""
-        return self.run_all(path, batch, family)[0]
+        return self.run_all(path, batch, family, api)[0]
 
     def loaded(self) -> dict[Path, float]:
         """Every loaded file, with its idle seconds."""

@@ -35,9 +35,14 @@ def wait_until(condition, timeout: float = 20.0):
     raise AssertionError(f"not within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def ttl_server(tmp_path_factory):
-    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "3", "MACHINE_LEARNING_MODEL_TTL_POLL_S": "0.5"})
+#: Both runtimes: ONNX Runtime (fp32) and, at auto, OpenVINO (OCR runs at fp32 there).
+PRECISIONS = ["fp32", "auto"]
+
+
+@pytest.fixture(scope="module", params=PRECISIONS)
+def ttl_server(tmp_path_factory, request):
+    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "3", "MACHINE_LEARNING_MODEL_TTL_POLL_S": "0.5",
+                                       "IMMICH_CN_ML_PRECISION": request.param})
     yield server
     server.stop()
 
@@ -63,8 +68,9 @@ def test_idle_models_unload_give_memory_back_and_reload_with_the_same_answer(ttl
     assert "unloaded" in ttl_server.log() and "MODEL_TTL" in ttl_server.log()
 
 
-def test_preloaded_models_are_in_before_the_first_request(tmp_path_factory):
-    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "0",
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_preloaded_models_are_in_before_the_first_request(tmp_path_factory, precision):
+    server = _serve(tmp_path_factory, {"MACHINE_LEARNING_MODEL_TTL": "0", "IMMICH_CN_ML_PRECISION": precision,
                                        "MACHINE_LEARNING_PRELOAD__OCR__DETECTION": "PP-OCRv5_mobile",
                                        "MACHINE_LEARNING_PRELOAD__OCR__RECOGNITION": "immich-app/PP-OCRv5_mobile",
                                        "MACHINE_LEARNING_PRELOAD__CLIP__VISUAL": "ViT-B-32__openai"})

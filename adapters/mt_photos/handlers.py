@@ -228,13 +228,14 @@ class MtPhotos:
             await form.close()  # a large upload spools to a temporary file: remove it now
 
         async def on_image() -> dict[str, Any]:
-            self._models(task)  # a missing model fails before any pixel is decoded
+            models = self._models(task)  # a missing model fails before any pixel is decoded
             image = identify(data)
             if max(image.size) > MAX_SIDE:
                 raise RequestError(400, OUT_OF_RANGE)
             check_limits(image, self.limits)
+            reduce_to = getattr(models[0], "reduce_to", None)  # CLIP's image tower, where reduced decoding is on
             async with self.admission.slot():
-                return await work(await to_thread(_upright, image))
+                return await work(await to_thread(_upright, image, reduce_to))
 
         return await self._answered(request.url.path, on_image)
 
@@ -266,10 +267,11 @@ def _text_of(body: bytes) -> tuple[str, None] | tuple[None, dict[str, Any]]:
     return payload["text"], None
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Decode every pixel, then turn the image upright by its EXIF orientation, as OpenCV's
-    ``imdecode`` (the references' decoder) does: coordinates in answers are the upright image's."""
-    load_pixels(image)
+def _upright(image: Image.Image, reduce_to: int | None = None) -> Image.Image:
+    """Decode every pixel (``reduce_to``: see ``adapters.images.load_pixels``), then turn the
+    image upright by its EXIF orientation, as OpenCV's ``imdecode`` (the references' decoder)
+    does: coordinates in answers are the upright image's."""
+    load_pixels(image, reduce_to)
     try:
         orientation = image.getexif().get(0x0112, 1)
         return ImageOps.exif_transpose(image) if orientation != 1 else image

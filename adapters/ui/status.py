@@ -69,19 +69,22 @@ class Status:
 
     async def answer(self) -> JSONResponse:
         about, answers = await asyncio.gather(self._about(), self._upstream_answers())
-        loaded = {str(path) for path in about.get("loaded", [])}
+        loaded = {str(path): about.get("engines", {}).get(str(path), "") for path in about.get("loaded", [])}
         served = self.mt_photos.served()
         return JSONResponse({
             "version": self.version,
             "service": self.service,
             "device": about.get("device", "unknown"),
+            # The CPU and its features, the backend and precision settings, how each kind runs.
+            "runtime": about.get("runtime", {}),
             "models": self._models(loaded),
             "upstream": {"url": self.upstream.base_url if self.upstream else None, "answers": answers},
             "mt_photos": {"routes": {route: {"model": self.mt_photos.names[task], "served": served[task]}
                                      for route, task in MT_ROUTES.items()}},
         })
 
-    def _models(self, loaded: set[str]) -> list[dict[str, Any]]:
+    def _models(self, loaded: dict[str, str]) -> list[dict[str, Any]]:
+        """Every known model; ``loaded``: the loaded files, with what each runs on."""
         names = known_models()
         for task, _, name in self.router.local_keys:  # served but not in a catalogue (an alias, a test model)
             if task in names and name not in names[task]:
@@ -97,6 +100,8 @@ class Status:
                         # Here: the folder its files are in; not here: the command that imports it.
                         "source": str(files[0].parent) if files else import_command(task, name),
                         "loaded": any(str(path) in loaded for path in files),
+                        # e.g. "OpenVINO CPU bf16"; empty while not loaded.
+                        "runs_on": next((loaded[str(path)] for path in files if str(path) in loaded), ""),
                     })
         return rows
 

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 FAMILY = "clip"
 VISUAL, TEXTUAL = "visual.onnx", "textual.onnx"
 VISUAL_FP16, TEXTUAL_FP16 = "visual.fp16.onnx", "textual.fp16.onnx"
+#: Every tower file an imported model holds.
+TOWER_FILES = frozenset({VISUAL, TEXTUAL, VISUAL_FP16, TEXTUAL_FP16})
 VOCAB = "vocab.txt"
 CONTEXT_LENGTH = 52
 MEAN = (0.48145466, 0.4578275, 0.40821073)

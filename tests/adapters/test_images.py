@@ -68,3 +68,18 @@ def test_damaged_files_of_every_format_are_400_never_500():
                 decode_image(bytes(damaged), LIMITS)
             except RequestError as exc:
                 assert exc.status == 400, (fmt, offset)
+
+
+def test_a_jpeg_can_be_decoded_reduced_no_smaller_than_asked():
+    data = encode(Image.effect_noise((1440, 1080), 40).convert("RGB"), "JPEG", quality=80)
+    assert decode_image(data, ImageLimits(10_000_000, 5_000), reduce_to=224).size == (360, 270)  # 1/4
+    assert decode_image(data, ImageLimits(10_000_000, 5_000), reduce_to=500).size == (720, 540)  # 1/2
+    assert decode_image(data, ImageLimits(10_000_000, 5_000), reduce_to=600).size == (1440, 1080)  # 540 < 600
+    assert decode_image(data, ImageLimits(10_000_000, 5_000)).size == (1440, 1080)
+
+
+def test_reduced_decoding_leaves_other_formats_and_small_jpegs_whole():
+    png = encode(Image.new("RGB", (1440, 1080)), "PNG")
+    assert decode_image(png, ImageLimits(10_000_000, 5_000), reduce_to=224).size == (1440, 1080)
+    small = encode(Image.new("RGB", (400, 300)), "JPEG")
+    assert decode_image(small, LIMITS, reduce_to=224).size == (400, 300)  # not twice 224 on both sides

@@ -321,3 +321,15 @@ def test_uploads_spooled_to_disk_are_closed_after_every_answer(lonely_server):
     for fields in cases * 3:
         assert post(lonely_server, fields).status_code in (200, 422, 501)
     assert spooled() == before
+
+
+def test_an_image_is_decoded_reduced_only_when_every_local_model_reads_it_reduced():
+    from adapters.predict import _reduce_to
+    from adapters.routing import Plan
+
+    clip, other, larger = type("M", (), {"reduce_to": 224})(), object(), type("M", (), {"reduce_to": 336})()
+    assert _reduce_to(Plan(local=[(None, clip)])) == 224
+    assert _reduce_to(Plan(local=[(None, clip), (None, larger)])) == 336  # the larger tower's side
+    assert _reduce_to(Plan(local=[(None, clip), (None, other)])) is None  # faces and OCR read every pixel
+    assert _reduce_to(Plan(local=[(None, type("M", (), {"reduce_to": None})())])) is None  # fp32: off
+    assert _reduce_to(Plan()) is None

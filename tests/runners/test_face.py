@@ -34,13 +34,13 @@ class CountedSessions(Sessions):
     """Sessions that record each pass: (file stem, batch size)."""
 
     def __init__(self) -> None:
-        super().__init__(lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+        super().__init__(lambda path, api: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
         self.recorded: list[tuple[str, int]] = []
 
-    def run_all(self, path: Path, batch: np.ndarray, family: str = "") -> list[np.ndarray]:
-        assert family == "faces"
+    def run_all(self, path: Path, batch: np.ndarray, family: str = "", api: str = "") -> list[np.ndarray]:
+        assert family == "faces" and api in ("face_detect", "face_embed")
         self.recorded.append((path.stem, len(batch)))
-        return super().run_all(path, batch, family)
+        return super().run_all(path, batch, family, api)
 
 
 @pytest.fixture

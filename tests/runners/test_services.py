@@ -23,7 +23,7 @@ deps = {name: dep.on for name, dep in service.ImmichCnMl.dependencies.items()}
 print(json.dumps({
     "dependencies": {name: [runner.name, sorted(runner.apis)] for name, runner in deps.items()},
     "imported": sorted({m.split(".")[0] for m in sys.modules} & {"onnxruntime", "insightface", "rapidocr", "cv2",
-                                                                 "onnx", "tokenizers", "skimage", "torch"}),
+                                                                 "onnx", "tokenizers", "skimage", "torch", "openvino"}),
     "tunables": os.environ.get("GLIBC_TUNABLES"),
 }))
 """

@@ -48,7 +48,7 @@ def made() -> list[Path]:
 
 @pytest.fixture
 def sessions(clock, made) -> Sessions:
-    def create(path: Path) -> FakeSession:
+    def create(path: Path, api: str = "") -> FakeSession:
         made.append(path)
         return FakeSession(path)
 
@@ -122,7 +122,7 @@ def test_ttl_zero_keeps_sessions_for_good(sessions, clock):
 def test_a_load_blocks_neither_other_files_passes_nor_makes_two_sessions(clock, made):
     release = threading.Event()
 
-    def create(path: Path) -> FakeSession:
+    def create(path: Path, api: str = "") -> FakeSession:
         made.append(path)
         if path.name == "slow.onnx":
             release.wait(5)
@@ -145,7 +145,7 @@ def test_a_load_blocks_neither_other_files_passes_nor_makes_two_sessions(clock, 
 def test_jobs_waiting_for_a_load_that_fails_share_its_error_and_a_later_job_tries_again(clock):
     release, tries = threading.Event(), []
 
-    def create(path: Path) -> FakeSession:
+    def create(path: Path, api: str = "") -> FakeSession:
         tries.append(path)
         if len(tries) == 1:
             release.wait(5)

@@ -20,10 +20,20 @@ class PortTaken(RuntimeError):
     """``bentoml serve`` could not bind the port chosen for it."""
 
 
-class BentoServer:
-    """``bentoml serve TARGET`` on a free port of 127.0.0.1, with its own BENTOML_HOME."""
+#: What test servers run with unless a test says otherwise: ONNX Runtime's exact fp32 answers,
+#: which the parity tests compare with the references bit for bit (the faster precisions are
+#: held to their own tolerances by tests that ask for them).
+EXACT = {"IMMICH_CN_ML_PRECISION": "fp32"}
 
-    def __init__(self, target: str, home: Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+
+class BentoServer:
+    """``bentoml serve TARGET`` on a free port of 127.0.0.1, with its own BENTOML_HOME.
+
+    ``exact``: run with ``EXACT`` unless ``env`` sets the precision (the benchmarks pass False:
+    they measure the service as a user runs it)."""
+
+    def __init__(self, target: str, home: Path, env: dict[str, str] | None = None, cwd: Path = ROOT,
+                 exact: bool = True) -> None:
         self.target = target
         self.home = home
         self.cwd = cwd
@@ -31,6 +41,7 @@ class BentoServer:
             **{k: v for k, v in os.environ.items() if not k.startswith(("IMMICH_CN_ML_", "MACHINE_LEARNING_"))},
             "BENTOML_HOME": str(home),
             "BENTOML_DO_NOT_TRACK": "true",
+            **(EXACT if exact else {}),
             **(env or {}),
         }
         self.port = free_port()

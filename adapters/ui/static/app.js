@@ -14,6 +14,7 @@ const TEXT = {
     search: "搜索", ocrWeight: "OCR 文字匹配权重", byClip: "按 CLIP 相似度", byClipAndText: "CLIP + OCR 文字匹配",
     faces: "人脸", lines: "文字", group: "人物", noModel: "本服务没有可用的模型：", mtServed: "已提供", mtMissing: "缺少模型",
     key: "密钥", busy: "处理中…",
+    runtime: "推理运行时", runsOn: "运行于", cpuFeatures: "CPU 特性", settingsLabel: "设置",
   },
   en: {
     status: "Status", upstream: "Upstream (stock Immich ML)", mtPhotos: "MT Photos routes", runners: "Runners",
@@ -25,6 +26,7 @@ const TEXT = {
     search: "Search", ocrWeight: "Weight of OCR text matches", byClip: "By CLIP similarity", byClipAndText: "CLIP + OCR text matches",
     faces: "Faces", lines: "Text", group: "Person", noModel: "No model served here for ", mtServed: "served", mtMissing: "model missing",
     key: "key", busy: "working…",
+    runtime: "Inference runtime", runsOn: "Runs on", cpuFeatures: "CPU features", settingsLabel: "settings",
   },
 };
 const DEFAULTS = { ocr: "PP-OCRv5_mobile", "facial-recognition": "buffalo_l", clip: "cn-clip/ViT-B-16__openai" };
@@ -124,6 +126,13 @@ function renderStatus() {
   mt.textContent = Object.entries(s.mt_photos.routes)
     .map(([route, info]) => `${route}: ${info.model} (${t(info.served ? "mtServed" : "mtMissing")})`).join(" · ");
 
+  const rt = s.runtime || {};
+  document.getElementById("runtime").textContent = rt.cpu === undefined ? "—" : [
+    `${rt.cpu} — ${t("cpuFeatures")}: ${(rt.cpu_features || []).join(", ") || "—"}`,
+    `${t("settingsLabel")}: BACKEND=${rt.backend}, PRECISION=${rt.precision}`,
+    ...Object.entries(rt.plans || {}).map(([kind, how]) => `${kind}: ${how}`),
+  ].join(" · ");
+
   const models = document.querySelector("#models tbody");
   models.replaceChildren();
   for (const m of s.models) {
@@ -132,6 +141,7 @@ function renderStatus() {
     cell(tr, m.task); cell(tr, m.type); cell(tr, m.name); cell(tr, m.source || "—");
     cell(tr, t(m.present ? "yes" : "no"), m.present ? "yes" : "no");
     cell(tr, t(m.loaded ? "yes" : "no"), m.loaded ? "yes" : "no");
+    cell(tr, m.runs_on || "—", "runs-on");
   }
   const runners = document.querySelector("#runners tbody");
   runners.replaceChildren();

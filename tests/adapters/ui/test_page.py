@@ -114,6 +114,8 @@ def test_the_status_panel_shows_the_models_upstream_mt_photos_and_runners(page, 
     assert "是" in rows[("clip", CLIP)] and "否" in rows[("facial-recognition", "antelopev2")]
     assert "未设置" in css(page, "#upstream")[0].text  # this server has no upstream
     assert "/represent: buffalo_l" in css(page, "#mt-photos")[0].text
+    runtime = css(page, "#runtime")[0].text  # the test servers run ONNX Runtime's exact fp32
+    assert "PRECISION=fp32" in runtime and "clip: ONNX Runtime CPU fp32" in runtime and "CPU 特性" in runtime
     # The panel reads /metrics every 5 s: the photos' requests show up there.
     wait(page, lambda d: any(r.get_attribute("data-api") == "clip_image" for r in css(d, "#runners tbody tr")), 30)
     runner = next(r for r in css(page, "#runners tbody tr") if r.get_attribute("data-api") == "clip_image")

@@ -38,4 +38,13 @@ def test_models_are_listed_present_or_not_and_loaded_once_used(mt_server):
     assert found["mt_photos"]["routes"]["/represent"] == {"model": "buffalo_l", "served": True}
     text = httpx.post(f"{mt_server.url}/clip/txt", json={"text": "猫"}, headers={"api-key": "mt-test-key"}, timeout=60)
     assert text.status_code == 200
-    assert row(status(mt_server), "clip", "textual", "cn-clip/ViT-B-16__openai")["loaded"] is True
+    loaded = row(status(mt_server), "clip", "textual", "cn-clip/ViT-B-16__openai")
+    assert loaded["loaded"] is True and loaded["runs_on"] == "ONNX Runtime CPU fp32"  # the tests' exact setting
+
+
+def test_the_runtime_says_the_cpu_the_settings_and_how_each_kind_of_model_runs(mt_server):
+    runtime = status(mt_server)["runtime"]
+    assert runtime["cpu"] and isinstance(runtime["cpu_features"], list)
+    assert (runtime["backend"], runtime["precision"]) == ("auto", "fp32")
+    assert runtime["plans"] == {"clip": "ONNX Runtime CPU fp32", "faces": "ONNX Runtime CPU fp32",
+                                "ocr": "ONNX Runtime CPU fp32"}
