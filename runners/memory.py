@@ -73,3 +73,33 @@ def trim() -> None:
     """Return every free page of the heap to the system."""
     if _libc is not None:
         _libc.malloc_trim(0)
+
+
+#: madvise advice: the pages may go; a later read of a file-backed page reads it again.
+_MADV_DONTNEED = 4
+
+
+def drop_file_pages(path: str) -> int:
+    """Let the pages of this process's mappings of ``path`` go (they stay in the page cache, and
+    a later read maps them again); the bytes of mapping they covered.
+
+    OpenVINO maps a model's weight file and, once a pass has put the weights into its own
+    layout, reads the mapping no more; its pages would otherwise stay in the process's resident
+    memory for as long as the model is loaded (the CLIP image tower's: 164 MiB). Linux only;
+    elsewhere nothing happens."""
+    if _libc is None or not hasattr(_libc, "madvise"):
+        return 0
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            # A file deleted since it was mapped (a temporary IR) is named "... (deleted)".
+            ranges = [line.split()[0] for line in maps
+                      if line.rstrip("\n").removesuffix(" (deleted)").endswith(" " + path)]
+    except OSError:
+        return 0
+    dropped = 0
+    for span in ranges:
+        start, end = (int(value, 16) for value in span.split("-"))
+        if _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED) == 0:
+            dropped += end - start
+    return dropped
+

@@ -6,8 +6,10 @@ Memory: compiled straight from an ONNX file, OpenVINO's CPU plugin keeps the fil
 weights beside its own bf16 copies (the CLIP ViT-B-16 image tower: 750 MiB against ONNX
 Runtime's 420). For bf16 the model is first saved as OpenVINO IR with fp16 weights
 (``runners.derived`` keeps it) and compiled from that file, which OpenVINO maps rather than
-reads: the same tower then holds about what ONNX Runtime holds, runs as fast, and gives the same
-answers (fp16 keeps more of each weight than the bf16 the passes compute in).
+reads; it puts the weights into its own layout during the first pass and reads the mapping no
+more, so after that pass the mapping's pages are let go (``runners.memory.drop_file_pages``):
+the tower then holds 210 MiB, half of ONNX Runtime's, runs as fast, and gives the same answers
+(fp16 keeps more of each weight than the bf16 the passes compute in).
 
 Imported by runner processes only, and only when a model runs on OpenVINO.
 """
@@ -25,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import openvino as ov
 
-from runners import derived
+from runners import derived, memory
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,10 @@ class OpenVinoSession:
     """A model compiled for OpenVINO's CPU device. Thread-safe: each pass takes an infer request
     of its own from a pool (one is enough while passes take turns)."""
 
-    def __init__(self, compiled: Any, label: str) -> None:
+    def __init__(self, compiled: Any, label: str, weights: Path | None = None) -> None:
         self._compiled = compiled
         self._label = label
+        self._weights = weights  # the mapped weight file whose pages go after the first pass
         self._inputs = [_Value(port.any_name, _dims(port.get_partial_shape())) for port in compiled.inputs]
         self._outputs = [_Value(port.any_name, _dims(port.get_partial_shape())) for port in compiled.outputs]
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -101,9 +104,14 @@ class OpenVinoSession:
             # which the next pass overwrites.
             results = request.infer(dict(feed))
             names = output_names or [value.name for value in self._outputs]
-            return [np.asarray(results[name]) for name in names]
+            outputs = [np.asarray(results[name]) for name in names]
         finally:
             self._idle.put(request)
+        if self._weights is not None:
+            weights, self._weights = self._weights, None
+            dropped = memory.drop_file_pages(str(weights))
+            log.debug("let go of %.0f MiB of %s's mapping", dropped / 2**20, weights)
+        return outputs
 
 
 def create_session(path: Path, precision: str, threads: int, fallback_root: Path | None) -> OpenVinoSession:
@@ -121,7 +129,16 @@ def create_session(path: Path, precision: str, threads: int, fallback_root: Path
             made.discard()  # a temporary IR: the compiled model no longer needs the file
     label = f"OpenVINO CPU {precision}"
     log.info("loaded %s on %s in %.1f s", path, label, time.monotonic() - started)
-    return OpenVinoSession(compiled, label)
+    return OpenVinoSession(compiled, label, _weight_file(source))
+
+
+def _weight_file(source: Path) -> Path:
+    """The file OpenVINO maps for a model's weights: an IR's .bin, an ONNX model's external
+    .data, or the ONNX file itself."""
+    if source.suffix == ".xml":
+        return source.with_suffix(".bin").resolve()
+    data = source.with_name(source.name + ".data")
+    return (data if data.exists() else source).resolve()
 
 
 def _dims(shape: Any) -> list[int | str]:

@@ -104,3 +104,16 @@ def test_bf16_runs_from_an_fp16_ir_made_once_and_stays_close_to_fp32(models, tmp
 def test_threads_setting_reaches_openvino():
     assert openvino.compile_options("bf16", 3)["INFERENCE_NUM_THREADS"] == 3
     assert "INFERENCE_NUM_THREADS" not in openvino.compile_options("fp32", 0)  # 0: OpenVINO's own choice
+
+
+@needs_bf16
+def test_the_weight_files_mapping_is_let_go_after_the_first_pass(tmp_path):
+    from tests.runners.test_memory import _mapped_rss
+    from tests.support.fake_faces import build_recognizer as build
+
+    session = openvino.create_session(build(tmp_path / "big.onnx", dim=16384), "bf16", 0, tmp_path)
+    [weights] = [path.resolve() for path in tmp_path.rglob("big.openvino-fp16.bin")]
+    name = session.get_inputs()[0].name
+    first = session.run(None, {name: blobs(2, 112)})[0]
+    assert _mapped_rss(weights) < 128  # KiB of a 520 KiB file: its pages went after the first pass
+    np.testing.assert_array_equal(session.run(None, {name: blobs(2, 112)})[0], first)

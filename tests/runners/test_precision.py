@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runners.precision import (
-    CONVOLUTIONAL, FP32_BACKEND, ONNXRUNTIME, OPENVINO, TEXT, TRANSFORMER, Host, Plan, plan,
+    CONVOLUTIONAL, FP32_CHOICE, ONNXRUNTIME, OPENVINO, TEXT, TRANSFORMER, Host, Plan, plan,
 )
 
 BF16_CPU = Host(cuda=False, openvino=True, bf16=True)
@@ -19,10 +19,14 @@ def test_auto_is_openvino_bf16_where_the_cpu_has_it(kind):
     assert plan("auto", "auto", BF16_CPU, kind) == Plan(OPENVINO, "bf16")
 
 
-@pytest.mark.parametrize("kind", [TRANSFORMER, CONVOLUTIONAL])
-def test_auto_elsewhere_is_the_faster_fp32_backend_without_a_warning(kind):
-    assert plan("auto", "auto", OLDER_CPU, kind) == Plan(FP32_BACKEND, "fp32")
+@pytest.mark.parametrize("kind", [TRANSFORMER, CONVOLUTIONAL, TEXT])
+def test_auto_elsewhere_is_the_faster_fp32_backend_for_the_kind_without_a_warning(kind):
+    assert plan("auto", "auto", OLDER_CPU, kind) == Plan(FP32_CHOICE[kind], "fp32")
     assert plan("auto", "auto", NO_OPENVINO, kind) == Plan(ONNXRUNTIME, "fp32")
+
+
+def test_ocr_runs_on_openvino_at_fp32_the_clip_and_face_models_on_onnxruntime_at_fp32():
+    assert FP32_CHOICE == {TEXT: OPENVINO, TRANSFORMER: ONNXRUNTIME, CONVOLUTIONAL: ONNXRUNTIME}
 
 
 @pytest.mark.parametrize("host", [BF16_CPU, OLDER_CPU, NO_OPENVINO])
@@ -43,6 +47,7 @@ def test_onnxruntime_by_name_keeps_auto_at_fp32():
 def test_bf16_on_a_cpu_without_it_says_so_and_runs_fp32():
     got = plan("auto", "bf16", OLDER_CPU, TRANSFORMER)
     assert (got.backend, got.precision) == (ONNXRUNTIME, "fp32") and "no bf16" in got.note
+    assert plan("auto", "bf16", OLDER_CPU, TEXT).backend == OPENVINO
 
 
 def test_bf16_without_openvino_installed_says_so():
@@ -70,7 +75,7 @@ def test_int8_leaves_convolutional_models_at_the_best_precision_and_says_so():
     on_bf16 = plan("auto", "int8", BF16_CPU, CONVOLUTIONAL)
     assert (on_bf16.backend, on_bf16.precision) == (OPENVINO, "bf16") and "CLIP towers only" in on_bf16.note
     elsewhere = plan("auto", "int8", OLDER_CPU, CONVOLUTIONAL)
-    assert (elsewhere.backend, elsewhere.precision) == (FP32_BACKEND, "fp32") and elsewhere.note
+    assert (elsewhere.backend, elsewhere.precision) == (ONNXRUNTIME, "fp32") and elsewhere.note
 
 
 @pytest.mark.parametrize("precision", ["auto", "fp32"])
@@ -99,4 +104,5 @@ def test_ocr_stays_at_fp32_on_openvino_where_the_rest_run_bf16():
     assert (explicit.backend, explicit.precision) == (OPENVINO, "fp32") and "OCR stays at fp32" in explicit.note
     assert plan("auto", "int8", BF16_CPU, TEXT).precision == "fp32"
     assert plan("auto", "fp32", BF16_CPU, TEXT) == Plan(ONNXRUNTIME, "fp32")
-    assert plan("auto", "auto", OLDER_CPU, TEXT) == Plan(FP32_BACKEND, "fp32")
+    assert plan("auto", "auto", OLDER_CPU, TEXT) == Plan(OPENVINO, "fp32")
+    assert plan("onnxruntime", "auto", BF16_CPU, TEXT) == Plan(ONNXRUNTIME, "fp32")
