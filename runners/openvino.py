@@ -94,6 +94,10 @@ class OpenVinoSession:
     def get_providers(self) -> list[str]:
         return [self._label]
 
+    def release_memory(self) -> None:
+        """Free the intermediate buffers of the passes run so far (the next pass makes them anew)."""
+        self._compiled.release_memory()
+
     def run(self, output_names: Sequence[str] | None, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
             request = self._idle.get_nowait()

@@ -81,8 +81,9 @@ class _Runner:
         self.device = "cuda" if first == CUDA else "cpu"
         self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll).start()
         runtime = self.engines.describe()
-        log.info("runner for %s on %s, CPU %s (%s); backend %s, precision %s: %s; models unload after %s",
-                 ", ".join(self.families), first, runtime["cpu"], ", ".join(runtime["cpu_features"]) or "no AVX2",
+        where = f"GPU {settings.device_id} (CUDA), " if first == CUDA else ""
+        log.info("runner for %s on %sCPU %s (%s); backend %s, precision %s: %s; models unload after %s",
+                 ", ".join(self.families), where, runtime["cpu"], ", ".join(runtime["cpu_features"]) or "no AVX2",
                  settings.backend, settings.precision,
                  "; ".join(f"{kind} on {how}" for kind, how in runtime["plans"].items()),
                  f"{settings.model_ttl:g} s unused" if settings.model_ttl > 0 else "never (MODEL_TTL=0)")

@@ -35,6 +35,7 @@ class _Loaded:
     session: Any
     last_used: float
     busy: int = 0  # passes running on it now; a busy session is never dropped
+    rested: bool = False  # its working memory was released since its last pass
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Sessions:
         with self._lock:
             loaded.busy -= 1
             loaded.last_used = self.clock()
+            loaded.rested = False
             self.passes += 1
 
     def load(self, path: Path, api: str = "") -> None:
@@ -127,6 +129,25 @@ class Sessions:
         with self._lock:
             return {path: now - entry.last_used for path, entry in self._loaded.items()}
 
+    def rest(self, quiet: float) -> int:
+        """Have every session idle for ``quiet`` seconds release its working memory, once per
+        idle spell; how many did. OpenVINO keeps each compiled model's intermediate buffers,
+        sized for the largest batch it ran, until told (ONNX Runtime without its arena frees
+        them after every pass, and has no such call)."""
+        now = self.clock()
+        with self._lock:
+            resting = [entry for entry in self._loaded.values()
+                       if entry.busy == 0 and not entry.rested and now - entry.last_used >= quiet]
+            for entry in resting:
+                entry.rested = True
+        released = 0
+        for entry in resting:
+            release = getattr(entry.session, "release_memory", None)
+            if release is not None:
+                release()
+                released += 1
+        return released
+
     def drop_idle(self, ttl: float) -> list[Path]:
         """Drop the sessions idle for ``ttl`` seconds or more; the ones dropped."""
         now = self.clock()
@@ -141,8 +162,9 @@ class Sessions:
 
 class Janitor:
     """Every ``every`` seconds: drops the sessions idle for ``ttl`` seconds (when ``ttl`` > 0,
-    checked each ``poll`` seconds), and trims the heap if passes ran or models were dropped
-    since the last round."""
+    checked each ``poll`` seconds), has those idle for ``every`` seconds release their working
+    memory, and trims the heap if passes ran or models were dropped or rested since the last
+    round."""
 
     def __init__(self, sessions: Sessions, ttl: float, poll: float, every: float = 1.0) -> None:
         self.sessions, self.ttl, self.poll, self.every = sessions, ttl, poll, every
@@ -160,7 +182,8 @@ class Janitor:
             dropped = sessions.drop_idle(self.ttl)
             for path in dropped:
                 log.info("unloaded %s after %.0f s unused (MODEL_TTL)", path, self.ttl)
-        if dropped or sessions.passes != self._passes:
+        rested = sessions.rest(self.every)
+        if dropped or rested or sessions.passes != self._passes:
             self._passes = sessions.passes
             memory.trim()
 

@@ -111,6 +111,30 @@ def test_the_janitor_trims_after_work_and_drops_on_its_poll(sessions, clock, mon
     assert sessions.loaded() == {} and len(trims) == 2  # dropped, and the memory given back
 
 
+def test_a_session_idle_for_a_tick_releases_its_working_memory_once_per_idle_spell(clock):
+    released = []
+
+    class Releasing(FakeSession):
+        def release_memory(self):
+            released.append(self.path)
+
+    sessions = Sessions(lambda path, api="": Releasing(path) if path.name == "ov.onnx" else FakeSession(path),
+                        clock=clock)
+    janitor = Janitor(sessions, ttl=300, poll=10, every=1.0)
+    sessions.run(Path("ov.onnx"), np.ones((1, 3)))
+    sessions.run(Path("ort.onnx"), np.ones((1, 3)))  # no such call: left alone
+    janitor.tick()
+    assert released == []  # used just now
+    clock.now += 1
+    janitor.tick()
+    janitor.tick()
+    assert released == [Path("ov.onnx")]  # once, however long it idles
+    sessions.run(Path("ov.onnx"), np.ones((1, 3)))
+    clock.now += 1
+    janitor.tick()
+    assert released == [Path("ov.onnx")] * 2  # a new idle spell
+
+
 def test_ttl_zero_keeps_sessions_for_good(sessions, clock):
     janitor = Janitor(sessions, ttl=0, poll=10)
     sessions.load(Path("a.onnx"))
