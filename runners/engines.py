@@ -36,8 +36,11 @@ class Engines:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.providers = usable_providers(settings.onnx_providers, settings.device_id)
-        capabilities = cpu.openvino_capabilities() if settings.backend != ONNXRUNTIME else None
-        self.host = Host(cuda=self.providers[0] == CUDA, openvino=capabilities is not None,
+        cuda = self.providers[0] == CUDA
+        # OpenVINO is imported (50 MiB) only where a model may run on it.
+        wanted = settings.backend == "openvino" or (settings.backend == "auto" and not cuda)
+        capabilities = cpu.openvino_capabilities() if wanted else None
+        self.host = Host(cuda=cuda, openvino=capabilities is not None,
                          bf16=capabilities is not None and "BF16" in capabilities)
         self.labels: dict[Path, str] = {}  # what each loaded file runs on, e.g. "OpenVINO CPU bf16"
         self._told: set[str] = set()

@@ -123,3 +123,15 @@ def test_an_unknown_setting_is_refused_at_start(monkeypatch):
     monkeypatch.setenv("IMMICH_CN_ML_PRECISION", "fp8")
     with pytest.raises(ValueError, match="IMMICH_CN_ML_PRECISION"):
         Settings()
+
+
+def test_openvino_is_not_even_imported_where_no_model_may_run_on_it(monkeypatch, tmp_path):
+    from runners import engines as engines_module
+
+    asked = []
+    monkeypatch.setattr(engines_module.cpu, "openvino_capabilities", lambda: asked.append(1) or ("BF16",))
+    assert engines(monkeypatch, tmp_path, BACKEND="onnxruntime").host.openvino is False
+    monkeypatch.setattr(engines_module, "usable_providers", lambda *_: ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    assert engines(monkeypatch, tmp_path).host == engines_module.Host(cuda=True, openvino=False, bf16=False)
+    assert asked == []
+    assert engines(monkeypatch, tmp_path, BACKEND="openvino").host.openvino is True  # asked for by name
