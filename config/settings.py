@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     # it is /cache inside the image (``IMAGE_CACHE_FOLDER``) and nothing elsewhere.
     cache_folder: Path | None = Field(None, validation_alias=_env("CACHE_FOLDER", "MACHINE_LEARNING_CACHE_FOLDER"))
 
+    # --- where imports download from (runners/models/sources.py) ----------------------------
+    # Chinese-CLIP checkpoints: "huggingface" (HF_ENDPOINT, huggingface_hub's own variable,
+    # moves it to a mirror) or "modelscope"; `import clip --source` wins.
+    model_source: str = Field("huggingface", pattern="^(huggingface|modelscope)$", validation_alias=_env("MODEL_SOURCE"))
+    # ModelScope's address (a mirror, or a server standing in for it); unset: https:// and
+    # MODELSCOPE_DOMAIN (the modelscope library's variable) when set, else www.modelscope.cn.
+    modelscope_endpoint: str | None = Field(None, validation_alias=_env("MODELSCOPE_ENDPOINT"))
+    # Where InsightFace packs are downloaded from: <this>/<pack>.zip (a mirror of the release).
+    insightface_base_url: str = Field(
+        "https://github.com/deepinsight/insightface/releases/download/model-zoo",
+        validation_alias=_env("INSIGHTFACE_BASE_URL"),
+    )
+
     # --- runners and model lifecycle -----------------------------------------------------
     # "combined": every model family in one runner process (a home server); "split": one
     # runner service per family, to scale out separately (runners/services.py).

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.models import clip, face, ocr, store
+from runners.models import clip, face, ocr, sources, store
 from runners.models.download import DownloadError
 
 
@@ -33,10 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path,
         help="clip only: a cn-clip model configuration (vision and text JSON merged) for a non-standard checkpoint",
     )
+    importer.add_argument(
+        "--source", dest="hub", choices=list(sources.SOURCES),
+        help="clip only: where the checkpoint is downloaded from (default: IMMICH_CN_ML_MODEL_SOURCE, else "
+        "huggingface; HF_ENDPOINT and IMMICH_CN_ML_MODELSCOPE_ENDPOINT point them at mirrors)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "list":
         return _list()
+    if args.hub is not None and args.family != "clip":
+        parser.error("--source is for clip: OCR models come from rapidocr's list (ModelScope), face packs from "
+                     "IMMICH_CN_ML_INSIGHTFACE_BASE_URL")
     if args.name is None:
         if args.family != "face":
             parser.error(f"import {args.family} needs a model name")
@@ -46,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except DownloadError as exc:
         what, where = _what_to_fetch(args.family, args.name)
         print(
-            f"error: {exc}\nThis machine could not fetch the model. Download the {what} on a connected machine "
-            f"and run:\n  python -m runners.models import {args.family} {args.name} --from {where}",
+            f"error: {exc}\nOr download the {what} on a connected machine and run:\n"
+            f"  python -m runners.models import {args.family} {args.name} --from {where}",
             file=sys.stderr,
         )
         return 1
@@ -73,7 +81,7 @@ def _import(args: argparse.Namespace) -> str:
         return import_face(args.name, args.source)
     from runners.models.clip_export import import_clip
 
-    return import_clip(args.name, args.source, args.config)
+    return import_clip(args.name, args.source, args.config, args.hub)
 
 
 def _list() -> int:

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from config.settings import get_settings
 from runners.models import store
 from runners.models.clip import (
     ARCHS, CONTEXT_LENGTH, FAMILY, MEAN, STD, TEXTUAL, TEXTUAL_FP16, VISUAL, VISUAL_FP16, VOCAB,
 )
+from runners.models import sources
 from runners.models.download import download
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,15 @@ log = logging.getLogger(__name__)
 MAX_ABS_DIFF = 1e-3
 MIN_FP16_COSINE = 0.999
 OPSET = 17
-HUB = "https://huggingface.co/OFA-Sys/{repo}/resolve/main/{filename}"
 
 
 class ClipImportError(ValueError):
     """A checkpoint that cannot be imported, with the reason for the user."""
 
 
-def import_clip(arch: str, checkpoint: Path | None, config: Path | None = None) -> str:
-    """Import ``arch`` from ``checkpoint`` (downloaded when None); return the store tag."""
+def import_clip(arch: str, checkpoint: Path | None, config: Path | None = None, source: str | None = None) -> str:
+    """Import ``arch`` from ``checkpoint`` (downloaded from ``source`` when None: Hugging Face
+    or ModelScope, ``IMMICH_CN_ML_MODEL_SOURCE`` by default); return the store tag."""
     if arch not in ARCHS:
         raise ClipImportError(f"unknown Chinese-CLIP architecture {arch!r}; known: {', '.join(ARCHS)}")
     try:
@@ -49,7 +51,8 @@ def import_clip(arch: str, checkpoint: Path | None, config: Path | None = None) 
     with tempfile.TemporaryDirectory() as tmp:
         if checkpoint is None:
             repo, filename = cn_utils._MODELS[arch]
-            checkpoint = download(HUB.format(repo=repo, filename=filename), Path(tmp) / filename)
+            remote = sources.clip_checkpoint(repo, filename, source or get_settings().model_source)
+            checkpoint = download(remote, Path(tmp) / filename)
         info = _model_info(arch, config, cn_utils)
         model = _load(checkpoint, info)
         return _export_and_store(arch, model, info, checkpoint, Path(tmp))

@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from runners.models import store
 from runners.models.batch_axis import settle_batch_axis
+from runners.models import sources
 from runners.models.download import download
 from runners.models.face import DETECTOR, EMBEDDING_DIM, FAMILY, PACKS, RECOGNIZER
 
@@ -37,10 +38,9 @@ class ModelImportError(ValueError):
 
 
 def pack_url(name: str) -> str:
-    """Where insightface itself downloads the pack from."""
-    from insightface.utils.storage import model_zoo_download_url
-
-    return model_zoo_download_url(f"{name}.zip")
+    """Where the pack is downloaded from: InsightFace's model-zoo release, where insightface
+    itself downloads it (``IMMICH_CN_ML_INSIGHTFACE_BASE_URL`` for a mirror)."""
+    return sources.face_pack(name).url
 
 
 def import_face(name: str, source: Path | None) -> str:
@@ -52,8 +52,9 @@ def import_face(name: str, source: Path | None) -> str:
                 raise ModelImportError(
                     f"no download is known for face pack {name!r} (known: {', '.join(PACKS)}); use --from DIR_OR_ZIP"
                 )
-            url = pack_url(name)
-            source = download(url, work / f"{name}.zip")
+            remote = sources.face_pack(name)
+            url = remote.url
+            source = download(remote, work / f"{name}.zip")
             origin = {"source": "download", "url": url, "archive_sha256": _sha256(source)}
         else:
             origin = {"source": f"{'zip' if source.is_file() else 'folder'} {source.resolve()}"}

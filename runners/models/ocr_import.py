@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
 
-from runners.models import store
+from runners.models import sources, store
 from runners.models.download import download
 from runners.models.ocr import CATALOG, DET_FILE, FAMILY, KEYS_FILE, REC_FILE, package_dir, rapidocr_urls
 from runners.onnx import read_metadata
@@ -35,9 +35,10 @@ def import_ocr(name: str, source: Path | None) -> str:
         raise ModelImportError(f"no download is known for OCR model {name!r} (known: {known}); use --from DIR")
     urls = rapidocr_urls(model.download)
     with tempfile.TemporaryDirectory() as tmp:
-        det = download(urls["det"][0], Path(tmp) / DET_FILE, urls["det"][1])
-        rec = download(urls["rec"][0], Path(tmp) / REC_FILE, urls["rec"][1])
-        origin = {"source": "download", "det_url": urls["det"][0], "rec_url": urls["rec"][0],
+        det_remote, rec_remote = sources.ocr_file(*urls["det"]), sources.ocr_file(*urls["rec"])
+        det = download(det_remote, Path(tmp) / DET_FILE)
+        rec = download(rec_remote, Path(tmp) / REC_FILE)
+        origin = {"source": "download", "det_url": det_remote.url, "rec_url": rec_remote.url,
                   "det_sha256": urls["det"][1], "rec_sha256": urls["rec"][1]}
         return _store(name, det, rec, None, origin)
 

@@ -125,3 +125,17 @@ def test_the_newer_import_wins_when_both_stores_hold_a_model(tmp_path, mobile_fi
     assert models(home, "import", "ocr", "PP-OCRv5_server", "--from", str(mobile_files)).returncode == 0
     line = next(line for line in models(home, "list", env=env).stdout.splitlines() if "PP-OCRv5_server" in line)
     assert str(home / "models") in line
+
+
+def test_make_models_passes_the_source_through():
+    import subprocess
+
+    from tests.support.bento_server import ROOT
+
+    def planned(*args: str) -> str:
+        run = subprocess.run(["make", "-n", "models", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return "\n".join(line for line in run.stdout.splitlines() if "runners.models import" in line)
+
+    assert "import clip ViT-B-16 --source modelscope" in planned("SOURCE=modelscope")
+    assert "--source" not in planned()  # IMMICH_CN_ML_MODEL_SOURCE (or huggingface) then decides
