@@ -61,10 +61,21 @@ CATALOG: dict[str, OcrModel] = {
             download=RapidOcrDownload("PP-OCRv5", "ch_PP-OCRv5_det_server", "ch_PP-OCRv5_rec_server"),
         ),
         OcrModel(
+            "PP-OCRv6_tiny",
+            "PP-OCRv6 tiny, multilingual (fastest of the three tiers)",
+            download=RapidOcrDownload("PP-OCRv6", "multi_PP-OCRv6_det_tiny", "multi_PP-OCRv6_rec_tiny"),
+        ),
+        OcrModel(
             "PP-OCRv6_small",
             "PP-OCRv6 small, multilingual (the model rapidocr 3.10 ships)",
             wheel=WheelFiles("rapidocr", "rapidocr", "models/PP-OCRv6_det_small.onnx",
                              "models/PP-OCRv6_rec_small.onnx", None),
+            download=RapidOcrDownload("PP-OCRv6", "multi_PP-OCRv6_det_small", "multi_PP-OCRv6_rec_small"),
+        ),
+        OcrModel(
+            "PP-OCRv6_medium",
+            "PP-OCRv6 medium, multilingual (most accurate of the three tiers)",
+            download=RapidOcrDownload("PP-OCRv6", "multi_PP-OCRv6_det_medium", "multi_PP-OCRv6_rec_medium"),
         ),
     )
 }

@@ -171,6 +171,21 @@ def test_the_model_rapidocr_ships_is_served_under_its_own_name(lonely_server):
     assert squash(answer["ocr"]["text"]) == squash(TRUTH["zh_clean.png"]["lines"])
 
 
+def test_an_alias_makes_immichs_default_ocr_name_read_with_a_pp_ocrv6_tier(tmp_path, lonely_server):
+    from tests.conftest import LIMITS
+    from tests.support.bento_server import BentoServer
+
+    aliases = json.dumps({"PP-OCRv5_mobile": "PP-OCRv6_small"})  # as the README says to set it
+    server = BentoServer(".", tmp_path / "home", {**LIMITS, "IMMICH_CN_ML_MODEL_ALIASES": aliases}).start()
+    try:
+        for name in ("prices.png", "mixed_light_on_dark.png"):
+            aliased = read(server, name)  # Immich's default request, model PP-OCRv5_mobile
+            assert aliased == read(lonely_server, name, model="PP-OCRv6_small"), name
+            assert aliased != read(lonely_server, name), name  # not what PP-OCRv5 mobile reads
+    finally:
+        server.stop()
+
+
 def test_unknown_ocr_model_is_not_served_here(lonely_server):
     response = ocr(lonely_server, (FIXTURES / "zh_clean.png").read_bytes(), immich_entries(model="PP-OCRv9_huge"))
     assert response.status_code == 501

@@ -104,3 +104,21 @@ def test_ocr_files_come_from_rapidocrs_list_on_the_modelscope_address_and_are_ch
     assert run.returncode == 1 and "SHA-256 is" in run.stderr and "nothing was stored" in run.stderr
     assert host.asked() == [urls["det"][0].removeprefix("https://www.modelscope.cn")]
     assert " no " in listed(tmp_path / "home")["PP-OCRv5_server"]
+
+
+def test_pp_ocrv6_tiers_download_from_rapidocrs_list_like_the_others(host, tmp_path):
+    from runners.models.ocr import package_dir
+
+    small = CATALOG["PP-OCRv6_small"]
+    root = package_dir(small.wheel.package)
+    for tier in ("small", "tiny"):  # the wheel's small files, published at both tiers' places
+        urls = rapidocr_urls(CATALOG[f"PP-OCRv6_{tier}"].download)
+        for kind, file in (("det", small.wheel.det), ("rec", small.wheel.rec)):
+            host.add(urls[kind][0].removeprefix("https://www.modelscope.cn"), (root / file).read_bytes())
+    env = {"IMMICH_CN_ML_MODELSCOPE_ENDPOINT": host.url}
+    run = models(tmp_path, "import", "ocr", "PP-OCRv6_small", env=env)
+    assert run.returncode == 0, run.stderr  # the files rapidocr lists for small are the wheel's own
+    assert "model store" in listed(tmp_path)["PP-OCRv6_small"]
+    run = models(tmp_path, "import", "ocr", "PP-OCRv6_tiny", env=env)
+    assert run.returncode == 1 and "PP-OCRv6_det_tiny.onnx: SHA-256 is" in run.stderr  # tiny's own checksum
+    assert " no " in listed(tmp_path)["PP-OCRv6_tiny"] and "PP-OCRv6_medium" in listed(tmp_path)
