@@ -37,7 +37,7 @@ class ClipVisual:
 
     async def features(self, image: Image.Image) -> np.ndarray:
         """The image tower's output for ``image``, as cn-clip's ``encode_image`` gives it."""
-        pixels = await to_thread(image_pixels, image, self.files.image_size)
+        pixels = await to_thread(image_pixels, image, self.files.image_size, self.files.resize)
         [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
         return features
 
@@ -71,7 +71,7 @@ def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool, red
     table: dict[tuple[str, str, str], Any] = {}
     for files in models:
         try:
-            _ = files.image_size, files.dim  # read now: a damaged preprocess.json fails here, not per request
+            _ = files.image_size, files.dim, files.resize  # read now: a damaged preprocess.json fails here
             visual = ClipVisual(runner, files, normalize, reduced_decoding)
             textual = ClipTextual(runner, files, normalize)
         except Exception as exc:  # e.g. its vocabulary unreadable or gone

@@ -21,17 +21,35 @@ from tokenizers.pre_tokenizers import WhitespaceSplit
 from runners.models.clip import CONTEXT_LENGTH
 
 
-def image_pixels(image: Image.Image, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 RGB: cn-clip's image_transform up to its ToTensor (the runner
-    normalises, ``runners.clip.image_tensor``)."""
-    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC).convert("RGB"))
+#: How an image becomes the tower's square: "square" squeezes the whole image into it (cn-clip's
+#: transform, and the OFA-Sys checkpoints' processor config); "shortest_edge" scales its shorter
+#: side to the square's and cuts the middle out (transformers' ChineseCLIPImageProcessor default).
+SQUARE, SHORTEST_EDGE = "square", "shortest_edge"
 
 
-def image_input(image: Image.Image, size: int) -> np.ndarray:
-    """(3, size, size) float32, as cn-clip's image_transform makes it."""
+def image_pixels(image: Image.Image, size: int, resize: str = SQUARE) -> np.ndarray:
+    """(size, size, 3) uint8 RGB: the model's image transform up to its ToTensor (the runner
+    normalises, ``runners.clip.image_tensor``). ``SQUARE`` resizes before making the image RGB,
+    as cn-clip does; ``SHORTEST_EDGE`` after, as transformers' processor does."""
+    if resize == SQUARE:
+        return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC).convert("RGB"))
+    if resize != SHORTEST_EDGE:
+        raise ValueError(f"unknown resize {resize!r}")
+    rgb = image.convert("RGB")
+    width, height = rgb.size
+    short, long = sorted((width, height))
+    scaled = size, int(size * long / short)  # (short, long), truncated as transformers does
+    new = (scaled[0], scaled[1]) if width <= height else (scaled[1], scaled[0])
+    resized = rgb.resize(new, Image.Resampling.BICUBIC)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)))
+
+
+def image_input(image: Image.Image, size: int, resize: str = SQUARE) -> np.ndarray:
+    """(3, size, size) float32, as the model's image transform makes it."""
     from runners.clip import image_tensor
 
-    return image_tensor(image_pixels(image, size)[None])[0]
+    return image_tensor(image_pixels(image, size, resize)[None])[0]
 
 
 class Tokenizer:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from runners.models import clip, face, ocr, sources, store
+from runners.models.clip_transformers import is_transformers_folder
 from runners.models.download import DownloadError
 
 
@@ -26,12 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     importer.add_argument(
         "--from", dest="source", type=Path,
-        help="ocr: a folder holding the .onnx files; clip: a cn-clip checkpoint (.pt); "
+        help="ocr: a folder holding the .onnx files; clip: a cn-clip checkpoint (.pt), or a transformers "
+        "ChineseCLIPModel folder (OFA-Sys' chinese-clip-vit-*, QA-CLIP; the architecture is read from it); "
         "face: the pack's folder or .zip. No download.",
     )
     importer.add_argument(
         "--config", type=Path,
         help="clip only: a cn-clip model configuration (vision and text JSON merged) for a non-standard checkpoint",
+    )
+    importer.add_argument(
+        "--name", dest="as_name",
+        help="clip from a transformers folder only: the name to serve it under, <NAME>/<Immich's name for its "
+        "architecture> (default: the folder's name)",
     )
     importer.add_argument(
         "--source", dest="hub", choices=list(sources.SOURCES),
@@ -45,10 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.hub is not None and args.family != "clip":
         parser.error("--source is for clip: OCR models come from rapidocr's list (ModelScope), face packs from "
                      "IMMICH_CN_ML_INSIGHTFACE_BASE_URL")
+    transformers_folder = args.family == "clip" and args.source is not None and is_transformers_folder(args.source)
+    if args.as_name is not None and not transformers_folder:
+        parser.error("--name is for a Chinese-CLIP model in transformers' format (import clip --from FOLDER)")
     if args.name is None:
-        if args.family != "face":
+        if args.family == "face":
+            args.name = face.DEFAULT_PACK
+        elif transformers_folder:
+            pass  # the folder tells its architecture
+        else:
             parser.error(f"import {args.family} needs a model name")
-        args.name = face.DEFAULT_PACK
     try:
         tag = _import(args)
     except DownloadError as exc:
@@ -65,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an export that broke: say so in one line, nothing half-stored
         print(f"error: importing {args.family} {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"imported {args.family} model {args.name} as {tag}")
+    print(f"imported {args.family} model {args.name or args.source} as {tag}")
     print(f"stored in {store.where_imports_go()}")
     return 0
 
@@ -79,6 +92,10 @@ def _import(args: argparse.Namespace) -> str:
         from runners.models.face_import import import_face
 
         return import_face(args.name, args.source)
+    if args.source is not None and is_transformers_folder(args.source):
+        from runners.models.clip_transformers import import_transformers_clip
+
+        return import_transformers_clip(args.source, args.as_name, args.name)
     from runners.models.clip_export import import_clip
 
     return import_clip(args.name, args.source, args.config, args.hub)
@@ -96,10 +113,16 @@ def _list() -> int:
             sources.append("download (rapidocr's model list)")
         summary = model.summary if model is not None else ""
         rows.append(("ocr", name, " or ".join(sources) or "imported", present.get(name, "no"), summary))
-    stored = {files.name: f"model store ({files.folder})" for files in clip.available()}
+    imported = clip.available()
+    stored = {files.name: f"model store ({files.folder})" for files in imported}
     for arch in clip.ARCHS.values():
         rows.append(("clip", arch.served_name, f"import clip {arch.arch} (download or --from)",
                      stored.get(arch.served_name, "no"), f"Chinese-CLIP {arch.arch}, {arch.dim} dimensions"))
+    served = {arch.served_name for arch in clip.ARCHS.values()}
+    for files in imported:  # imported from transformers' format, under a name of its own
+        if files.name not in served:
+            rows.append(("clip", files.name, "imported (transformers format)", stored[files.name],
+                         f"{files.metadata.get('arch', 'Chinese-CLIP')}, {files.dim} dimensions"))
     stored_faces = {files.name: f"model store ({files.folder})" for files in face.available()}
     for name in [*face.PACKS, *sorted(set(stored_faces) - set(face.PACKS))]:
         rows.append(("face", name, "import face PACK (download or --from)" if name in face.PACKS else "imported",

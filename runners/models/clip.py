@@ -72,6 +72,12 @@ class ClipFiles:
     def dim(self) -> int:
         return int(self.metadata["embed_dim"])
 
+    @property
+    def resize(self) -> str:
+        """How an image becomes the tower's square (``runners.clip_steps.SQUARE`` for cn-clip's
+        own checkpoints)."""
+        return str(self.metadata.get("resize_mode", "square"))
+
 
 def tower_path(folder: Path, part: str, fp16: bool) -> Path:
     """One tower's file in an imported model's folder; part is "visual" or "textual"."""
@@ -90,14 +96,16 @@ def resolve(name: str) -> ClipFiles | None:
 
 def available() -> list[ClipFiles]:
     """Every imported CLIP model whose files can be read (one that cannot is logged and left
-    out: the other models still serve)."""
+    out: the other models still serve): cn-clip's architectures, and models imported from
+    transformers' format under names of their own."""
     found = []
-    for arch in ARCHS.values():
+    names = [arch.served_name for arch in ARCHS.values()]
+    names += sorted({name for name, _ in store.newest(FAMILY)} - set(names))
+    for name in names:
         try:
-            files = resolve(arch.served_name)
+            files = resolve(name)
         except (OSError, ValueError) as exc:  # a folder or its preprocess.json unreadable or damaged
-            log.error("CLIP model %s is not served: its files cannot be read: %s: %s",
-                      arch.served_name, type(exc).__name__, exc)
+            log.error("CLIP model %s is not served: its files cannot be read: %s: %s", name, type(exc).__name__, exc)
             continue
         if files is not None:
             found.append(files)

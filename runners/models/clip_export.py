@@ -109,6 +109,20 @@ def _export_and_store(arch: str, model: Any, info: dict[str, Any], checkpoint: P
                    "pixel_values"),
         "textual": (_tower(model, "textual"), _sample_tokens(cn_clip), "input_ids"),
     }
+    files, checks = export_towers(towers, tmp)
+    preprocess = {"arch": arch, "embed_dim": int(info["embed_dim"]), "image_size": size, "mean": MEAN, "std": STD,
+                  "context_length": CONTEXT_LENGTH, "interpolation": "bicubic", "resize": "square, then RGB"}
+    metadata = {"name": ARCHS[arch].served_name, "arch": arch, "checkpoint": str(checkpoint.name), **checks}
+    return save_clip(ARCHS[arch].served_name, files, preprocess, Path(cn_clip.__file__).parent / "vocab.txt",
+                     metadata, tmp)
+
+
+def export_towers(towers: dict[str, tuple[Any, Any, str]], tmp: Path) -> tuple[dict[str, Path], dict[str, float]]:
+    """Export each tower (``part`` -> (torch module, sample input, input name)) to ONNX, fp32 and
+    fp16, and check both against torch on the sample; the files by their names in the store,
+    and the checks' figures."""
+    import torch
+
     files: dict[str, Path] = {}
     checks: dict[str, float] = {}
     for part, (tower, sample, input_name) in towers.items():
@@ -129,16 +143,15 @@ def _export_and_store(arch: str, model: Any, info: dict[str, Any], checkpoint: P
                            (fp16, {"visual": VISUAL_FP16, "textual": TEXTUAL_FP16}[part])):
             files[name] = path
             files[name + ".data"] = path.with_name(path.name + ".data")
+    return files, checks
 
-    preprocess = tmp / "preprocess.json"
-    preprocess.write_text(json.dumps({
-        "arch": arch, "embed_dim": int(info["embed_dim"]), "image_size": size, "mean": MEAN, "std": STD,
-        "context_length": CONTEXT_LENGTH, "interpolation": "bicubic", "resize": "square, then RGB",
-    }, indent=2), encoding="utf-8")
-    files["preprocess.json"] = preprocess
-    files[VOCAB] = Path(cn_clip.__file__).parent / "vocab.txt"
-    metadata = {"name": ARCHS[arch].served_name, "arch": arch, "checkpoint": str(checkpoint.name), **checks}
-    return store.save(FAMILY, ARCHS[arch].served_name, files, metadata)
+
+def save_clip(served_name: str, files: dict[str, Path], preprocess: dict[str, Any], vocab: Path,
+              metadata: dict[str, Any], tmp: Path) -> str:
+    """Store the towers with their pre-processing and vocabulary under ``served_name``."""
+    path = tmp / "preprocess.json"
+    path.write_text(json.dumps(preprocess, indent=2), encoding="utf-8")
+    return store.save(FAMILY, served_name, {**files, "preprocess.json": path, VOCAB: vocab}, metadata)
 
 
 def _tower(model: Any, part: str) -> Any:
