@@ -22,6 +22,7 @@ from adapters.app import create_app
 from adapters.local import LocalModels
 from adapters.runner_control import RunnerControl
 from config.bento import entry_service_config
+from config.bentoml_fixes import restart_dead_workers_in_containers, use_request_deadline
 from config.logs import configure_logging
 from config.settings import get_settings
 from runners import memory
@@ -32,6 +33,8 @@ configure_logging(settings)
 # glibc reads its tunables when a process starts: set here, in the process that starts the
 # runner and entry workers, so their large tensors get transparent huge pages (runners/memory.py).
 os.environ["GLIBC_TUNABLES"] = memory.with_huge_pages(os.environ.get("GLIBC_TUNABLES"))
+restart_dead_workers_in_containers()
+use_request_deadline()
 
 
 def local_models() -> LocalModels:

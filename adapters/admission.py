@@ -8,21 +8,27 @@ an API can see: on CPU, where batching gains nothing, a few per core keep the ru
 Text requests (search queries) hold no image and never wait here.
 
 The worker hands the memory they freed back to the system (``runners.memory``) every second in
-which requests finished.
+which requests finished. What it cannot hand back (Python's and the allocator's fragments, the
+libraries the first requests loaded: 88 MiB after an hour's scan) goes when the worker starts
+afresh: ``start_afresh`` is called once no image request has finished for
+``start_afresh_after`` seconds (MODEL_TTL, as the runner does once its models are unloaded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+import time
+from typing import AsyncIterator, Callable
 
 from runners import memory
 
 
 class Admission:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, start_afresh_after: float = 0.0,
+                 start_afresh: Callable[[], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
+        self.start_afresh_after, self.start_afresh, self.clock = start_afresh_after, start_afresh, clock
         self._slots = asyncio.Semaphore(limit)
         self.active = 0
         self.finished = 0
@@ -39,10 +45,22 @@ class Admission:
 
     async def give_back_memory(self, every: float = 1.0) -> None:
         """Run for the worker's life: trim the heap each ``every`` seconds in which requests
-        finished."""
+        finished; once idle for ``start_afresh_after`` seconds after work, ``start_afresh``."""
         trimmed_after = 0
+        last_work = self.clock()
         while True:
             await asyncio.sleep(every)
+            if self.active or self.finished != trimmed_after:
+                last_work = self.clock()
             if self.finished != trimmed_after:
                 trimmed_after = self.finished
                 await asyncio.to_thread(memory.trim)
+            elif self.idle_for_good(last_work):
+                self.start_afresh()
+                return
+
+    def idle_for_good(self, last_work: float) -> bool:
+        """Whether the worker has worked, and has been idle since ``last_work`` long enough to
+        start afresh."""
+        return (self.start_afresh is not None and self.start_afresh_after > 0 and self.finished > 0
+                and not self.active and self.clock() - last_work >= self.start_afresh_after)

@@ -33,6 +33,7 @@ from adapters.ui import routes as ui
 from adapters.upstream import Upstream
 from config.bento import SERVICE_NAME
 from config.settings import Settings
+from config.workers import start_afresh as end_worker
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,14 @@ def create_app(
                 max_connections=settings.upstream_max_connections,
             )
         router = Router(local_models(), settings.model_aliases)
-        admission = Admission(settings.active_requests)
+        # Idle as long as the runner waits before it unloads a model (it starts afresh then too).
+        # Preloads are loaded when a worker starts: one that started afresh would load them again,
+        # and MODEL_TTL unload them again, for ever. So with preloads, entry workers stay.
+        afresh = 0.0
+        if settings.model_ttl > 0 and not any(settings.preloads.values()):
+            afresh = settings.model_ttl + settings.model_ttl_poll
+        admission = Admission(settings.active_requests, start_afresh_after=afresh,
+                              start_afresh=lambda: end_worker("entry worker", "idle since MODEL_TTL"))
         limits = ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
         app.state.predictor = Predictor(router, upstream, limits, settings.max_request_bytes, admission)
         # The models' libraries: imported in the entry workers only.

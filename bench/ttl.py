@@ -5,7 +5,8 @@
 Serves the benchmark's models (``bench.models``: Chinese-CLIP ViT-B-16, a buffalo_l-sized face
 pack, PP-OCRv5 mobile) with ``MACHINE_LEARNING_MODEL_TTL=--ttl``, and prints the process tree's
 resident memory idle after start, once one request of each kind has loaded every model, after
-the TTL has unloaded them, and after the same requests again (whose answers must not change).
+the TTL has unloaded them (and the runner and the entry worker have started afresh), and after the same requests again
+(whose answers must not change).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> None:
     try:
         time.sleep(3)
         show("idle after start")
+        runner, entry = server.worker("model-runner").pid, server.worker("immich-cn-ml").pid
         first = answers()
         time.sleep(2)  # the runner trims what the passes left once they settle
         show("every model loaded")
@@ -61,6 +63,10 @@ def main() -> None:
         while any(loaded_models(server.url).values()) and time.monotonic() < deadline:
             time.sleep(1)
         time.sleep(2)
+        # Both start afresh: the runner once the TTL unloaded everything, the entry once idle as long.
+        server.settled("model-runner", replacing=runner)
+        server.settled("immich-cn-ml", replacing=entry)
+        time.sleep(3)
         show(f"after MODEL_TTL={args.ttl:g} s")
         again = answers()
         time.sleep(2)

@@ -24,6 +24,7 @@ import bentoml
 
 from config.bento import runner_service_config
 from config.settings import get_settings
+from config.workers import start_afresh
 from runners import memory
 from runners.clip import ClipApis, ClipModels, use_fp16
 from runners.face import FaceApis, FaceModels
@@ -79,7 +80,8 @@ class _Runner:
         if "faces" in self.families:
             self.faces = FaceModels(self.sessions, max_items(CONVOLUTIONAL))
         self.device = "cuda" if first == CUDA else "cpu"
-        self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll).start()
+        self.janitor = Janitor(self.sessions, settings.model_ttl, settings.model_ttl_poll,
+                               when_all_unloaded=_start_afresh).start()
         runtime = self.engines.describe()
         where = f"GPU {settings.device_id} (CUDA), " if first == CUDA else ""
         log.info("runner for %s on %sCPU %s (%s); backend %s, precision %s: %s; models unload after %s",
@@ -128,6 +130,12 @@ class _Runner:
         if family is None or not hasattr(self, family):
             raise ValueError(f"this runner has no API {api!r}")
         return getattr(self, family).path(kind, model)
+
+
+def _start_afresh() -> None:
+    """Once MODEL_TTL has unloaded every model (measured before this: the tree 24 % over its
+    idle-after-start memory after a 10 s TTL, the runner 90 MiB of it)."""
+    start_afresh("runner", "every model was unloaded (MODEL_TTL)")
 
 
 def _loaded_metric() -> Callable[[Path, bool], None]:

@@ -164,10 +164,13 @@ class Janitor:
     """Every ``every`` seconds: drops the sessions idle for ``ttl`` seconds (when ``ttl`` > 0,
     checked each ``poll`` seconds), has those idle for ``every`` seconds release their working
     memory, and trims the heap if passes ran or models were dropped or rested since the last
-    round."""
+    round. When MODEL_TTL has dropped the last loaded model, it calls ``when_all_unloaded``
+    instead (the runner starts afresh: ``runners.services``)."""
 
-    def __init__(self, sessions: Sessions, ttl: float, poll: float, every: float = 1.0) -> None:
+    def __init__(self, sessions: Sessions, ttl: float, poll: float, every: float = 1.0,
+                 when_all_unloaded: Callable[[], None] | None = None) -> None:
         self.sessions, self.ttl, self.poll, self.every = sessions, ttl, poll, every
+        self.when_all_unloaded = when_all_unloaded
         self._next_drop = sessions.clock() + poll
         self._passes = sessions.passes  # as of the last trim
         self._stop = threading.Event()
@@ -182,6 +185,9 @@ class Janitor:
             dropped = sessions.drop_idle(self.ttl)
             for path in dropped:
                 log.info("unloaded %s after %.0f s unused (MODEL_TTL)", path, self.ttl)
+            if dropped and not sessions.loaded() and self.when_all_unloaded is not None:
+                self.when_all_unloaded()
+                return
         rested = sessions.rest(self.every)
         if dropped or rested or sessions.passes != self._passes:
             self._passes = sessions.passes

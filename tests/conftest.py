@@ -208,7 +208,9 @@ def hardening_home(tmp_path_factory, tiny_clip, face_packs) -> Path:
     damaged after the import (its preprocess.json is no longer JSON)."""
     home = _with_clip_and_faces(tmp_path_factory.mktemp("hardening-home"), tiny_clip, face_packs)
     [preprocess] = home.rglob("preprocess.json")
-    preprocess.write_text("{ damaged", encoding="utf-8")
+    # As long as the file was: a shorter one would be an import cut short, which the store skips
+    # (tests/runners/models/test_store.py); this one must reach the service's own check.
+    preprocess.write_text("{ damaged".ljust(preprocess.stat().st_size), encoding="utf-8")
     return home
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from runners.models import clip, face, ocr, sources, store
 from runners.models.clip_transformers import is_transformers_folder
+from runners.models.disk import DiskFull, full_message, is_full
 from runners.models.download import DownloadError
 
 
@@ -72,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except ValueError as exc:  # the importers' own errors: a reason for the user
+    except (ValueError, DiskFull) as exc:  # the importers' own errors: a reason for the user
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # an export that broke: say so in one line, nothing half-stored
-        print(f"error: importing {args.family} {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        what = f"importing {args.family} {args.name or args.source}"
+        if is_full(exc):  # the disk of a temporary folder filled up, say
+            print(f"error: {full_message(exc, what)}", file=sys.stderr)
+        else:
+            print(f"error: {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"imported {args.family} model {args.name or args.source} as {tag}")
     print(f"stored in {store.where_imports_go()}")

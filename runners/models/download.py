@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from runners.models.disk import DiskFull, full_message, is_full, need_room
+
 log = logging.getLogger(__name__)
 
 # Short connect timeout: an offline machine must hear "no" in seconds, not hang.
@@ -99,13 +101,22 @@ def _fetch(remote: Remote, partial: Path, name: str, published: _Published) -> b
             partial.unlink(missing_ok=True)
             raise DownloadError(f"{remote.url}: the server sends {total} bytes, but the source publishes "
                                 f"{published.size}; nothing was stored{_hint(remote)}")
-        with partial.open("r+b" if offset else "wb") as out, \
-                tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=name, file=sys.stderr) as bar:
-            out.seek(offset)
-            out.truncate()
-            for chunk in response.iter_bytes():  # as they arrive: a drop keeps all but the last
-                out.write(chunk)
-                bar.update(len(chunk))
+        if total is not None:  # fail before the first byte rather than with the disk full
+            need_room(partial.parent, total - offset, f"downloading {name} ({remote.url})")
+        try:
+            with partial.open("r+b" if offset else "wb") as out, \
+                    tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=name, file=sys.stderr) as bar:
+                out.seek(offset)
+                out.truncate()
+                for chunk in response.iter_bytes():  # as they arrive: a drop keeps all but the last
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as exc:  # the room went to something else meanwhile
+            if not is_full(exc):
+                raise
+            raise DiskFull(full_message(exc, f"downloading {name}",
+                                        f"the part downloaded is kept in {partial} and the next run goes on from "
+                                        "there (delete it to get its space back)", partial.parent)) from exc
         if published.size is None and total is not None:
             published.size = total
     return True

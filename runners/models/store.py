@@ -9,16 +9,21 @@ is set, and serving looks in both, taking the newer import of a model found in e
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import NotFound
 
 from config.settings import get_settings
+from runners.models.disk import DiskFull, full_message, is_full, need_room
 
+log = logging.getLogger(__name__)
+
+#: Metadata of every version ``save`` writes: the size of each of its files.
+FILE_SIZES = "file_sizes"
 
 # BentoML has no public API for a second model store; its ModelStore class and the container
 # holding the default store are internal (bentoml 1.4), and tests/runners/models/test_cli.py
@@ -47,11 +52,44 @@ def _stores(packed_only: bool = False) -> list[Any]:
     return [_bentoml_store()] if cache is None else [cache, _bentoml_store()]
 
 
-def _models(store: Any) -> list[bentoml.Model]:
-    try:
-        return store.list()
-    except (FileNotFoundError, NotFound):  # a cache folder nothing was imported into yet
-        return []
+def _models(store: Any, name: str | None = None) -> list[bentoml.Model]:
+    """The whole versions in ``store`` (of the model ``name``, or of every model).
+
+    Looked at version by version, where BentoML's own listing stops at the first folder it
+    cannot read: a version left by an import killed while BentoML copied it into the store (no
+    model.yaml yet, or files shorter than their recorded ``FILE_SIZES``) is skipped with a
+    warning, and the other models, and the model's older versions, stay served.
+    """
+    root = Path(store._path)
+    names = [name] if name is not None else (sorted(d.name for d in root.iterdir()) if root.is_dir() else [])
+    found = []
+    for model_name in names:
+        folder = root / model_name
+        if not folder.is_dir():
+            continue
+        for version in sorted(v for v in folder.iterdir() if v.is_dir()):
+            try:
+                model = store.get(f"{model_name}:{version.name}")
+            except Exception as exc:  # BentoML's exceptions for a folder it cannot read vary
+                _skip(version, f"{type(exc).__name__}: {exc}")
+                continue
+            short = [file for file, size in model.info.metadata.get(FILE_SIZES, {}).items()
+                     if not (version / file).is_file() or (version / file).stat().st_size < size]
+            if short:
+                _skip(version, f"{', '.join(short)} cut short")
+                continue
+            found.append(model)
+    return found
+
+
+_skipped: set[Path] = set()
+
+
+def _skip(version: Path, why: str) -> None:
+    if version not in _skipped:  # once per process: listing runs at every start and import
+        _skipped.add(version)
+        log.warning("skipping %s, an incomplete import (%s); import the model again, and delete the folder",
+                    version, why)
 
 
 def where_imports_go() -> Path:
@@ -69,12 +107,8 @@ def store_name(family: str, model_name: str) -> str:
 
 def get(family: str, model_name: str) -> bentoml.Model | None:
     """The newest stored version in either store, or None."""
-    found = []
-    for store in _stores():
-        try:
-            found.append(bentoml.models.get(f"{store_name(family, model_name)}:latest", _model_store=store))
-        except (FileNotFoundError, NotFound):
-            continue
+    # By creation time, not BentoML's ``latest`` pointer, which a full disk can leave empty.
+    found = [model for store in _stores() for model in _models(store, store_name(family, model_name))]
     return max(found, key=lambda model: model.info.creation_time, default=None)
 
 
@@ -112,9 +146,21 @@ def save(family: str, model_name: str, files: dict[str, Path], metadata: dict[st
     store = _cache_store()
     if store is None:
         store = _bentoml_store()
-    where_imports_go().mkdir(parents=True, exist_ok=True)
-    with bentoml.models.create(store_name(family, model_name), labels=labels, metadata=metadata,
-                               _model_store=store) as model:
-        for name, source in files.items():
-            shutil.copyfile(source, Path(model.path) / name)
+    folder = where_imports_go()
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {name: source.stat().st_size for name, source in files.items()}
+    what = f"storing {family} model {model_name}"
+    need_room(folder, sum(sizes.values()), what)
+    # The sizes let a version whose files were cut short (the import killed while BentoML
+    # copied it into the store) be told from a whole one: ``_models`` skips it.
+    metadata = {**metadata, FILE_SIZES: sizes}
+    try:
+        with bentoml.models.create(store_name(family, model_name), labels=labels, metadata=metadata,
+                                   _model_store=store) as model:
+            for name, source in files.items():
+                shutil.copyfile(source, Path(model.path) / name)
+    except OSError as exc:  # BentoML removes the version it was writing
+        if is_full(exc):
+            raise DiskFull(full_message(exc, what, "nothing of it was stored, the models there are unchanged")) from exc
+        raise
     return str(model.tag)

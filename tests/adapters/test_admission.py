@@ -52,6 +52,35 @@ def test_memory_is_trimmed_each_second_in_which_requests_finished(monkeypatch):
     asyncio.run(main())
 
 
+def test_a_worker_idle_after_work_for_the_time_given_starts_afresh_once(monkeypatch):
+    monkeypatch.setattr(admission_module.memory, "trim", lambda: None)
+    now = [0.0]
+    fresh = []
+
+    async def main() -> None:
+        admission = Admission(2, start_afresh_after=1.0, start_afresh=lambda: fresh.append(now[0]),
+                              clock=lambda: now[0])
+        janitor = asyncio.create_task(admission.give_back_memory(every=0.01))
+        now[0] = 5.0
+        await asyncio.sleep(0.05)
+        assert fresh == []  # idle, but it never worked: nothing to give back
+        async with admission.slot():
+            now[0] = 10.0
+            await asyncio.sleep(0.05)
+        assert fresh == []  # at work
+        now[0] = 10.5
+        await asyncio.sleep(0.05)
+        assert fresh == []  # not idle long enough
+        now[0] = 11.6
+        await asyncio.wait_for(janitor, 1.0)  # it ends once it has called for a fresh start
+        assert fresh == [11.6]
+
+    asyncio.run(main())
+    never = Admission(2, start_afresh_after=0.0, start_afresh=lambda: fresh.append(-1.0))
+    never.finished = 1
+    assert not never.idle_for_good(last_work=-1e9)  # MODEL_TTL=0 (or preloads): workers stay
+
+
 def test_over_http_no_batch_holds_more_image_requests_than_the_limit(tmp_path):
     # One image request worked on at a time: concurrent requests all succeed, one after another,
     # and no runner batch ever holds two of them.

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from bench.soak import same
+import pytest
+
+from bench.soak import SCAN_CLIENTS, judge_memory, plan, same
 from tests.support.bento_server import ROOT
 
 
@@ -21,6 +23,32 @@ def test_answers_are_the_same_within_float_tolerance_and_different_otherwise():
                   {**alone, "clip": "[0.12345678, -0.5]"}):
         assert not same(other, alone), other
     assert same(True, True) and not same(True, 1)
+
+
+def test_a_scan_is_immichs_job_concurrency_with_a_burst_in_every_segment():
+    segments = plan(minutes=60, concurrency=32, warmup=0, scan=True, rest_every=120, burst_seconds=20)
+    assert len(segments) == 30 and {s.seconds for s in segments} == {120}
+    assert dict(segments[0].kinds) == SCAN_CLIENTS == {"clip image": 2, "faces": 2, "ocr": 1}
+    assert segments[0].burst == 32 and segments[0].width == 37
+    mixed = plan(minutes=2, concurrency=32, warmup=40, scan=False, rest_every=120, burst_seconds=20)
+    assert [(s.seconds, s.mixed) for s in mixed] == [(40, 32), (80, 32)]
+    with pytest.raises(ValueError, match="warm-up"):
+        plan(minutes=1, concurrency=32, warmup=60, scan=False, rest_every=120, burst_seconds=20)
+    with pytest.raises(ValueError, match="burst"):
+        plan(minutes=10, concurrency=32, warmup=0, scan=True, rest_every=20, burst_seconds=20)
+
+
+def test_an_hours_growth_is_judged_after_10_minutes_and_over_the_last_40():
+    def at_rest(values):  # a sample every 2 minutes, the tree split in two processes
+        return [(120.0 * (n + 1), {"entry": 100 * 2**20, "runner": value * 2**20}) for n, value in enumerate(values)]
+
+    flat = judge_memory(at_rest([500, 600] + [610] * 28), 3600, scan=True)
+    assert flat == {"after_10_min": {"growth": 0.0, "limit": 0.05}, "last_40_min": {"growth": 0.0, "limit": 0.02}}
+    # Growing 2 MiB every 2 minutes: 40 MiB over the last 40 minutes of a 710 MiB tree.
+    growing = judge_memory(at_rest([600 + 2 * n for n in range(30)]), 3600, scan=True)
+    assert 0.05 < growing["last_40_min"]["growth"] < 0.06 and growing["after_10_min"]["growth"] > 0.05
+    short = judge_memory(at_rest([600, 630]), 240, scan=True)
+    assert short == {"after_warmup": {"growth": round(30 / 700, 4), "limit": 0.10}}
 
 
 def test_a_two_minute_soak_at_concurrency_32_has_no_error_no_crosstalk_and_no_growth(mt_home):

@@ -8,7 +8,9 @@ One image is built from this checkout with no models baked in (its own BENTOML_H
   imported before the build is baked into the image and served with no volume;
 - the CUDA image, with no GPU here, serves on the CPU and says so in its log;
 - the container runs as a user other than root, on port 3003, and the compose healthcheck
-  command (deploy/docker-compose.yml) succeeds inside it.
+  command (deploy/docker-compose.yml) succeeds inside it;
+- its runner process, killed (as the OOM killer would), is started again and answers the same
+  (BentoML leaves dead workers dead in a container unless told otherwise: config/bentoml_fixes.py).
 """
 
 from __future__ import annotations
@@ -190,6 +192,29 @@ def test_the_image_answers_immichs_requests_as_the_checkout_does(image, cache, r
         assert found and found.group(1) == plan.search(checkout.log()).group(1), container.logs()
         assert docker("exec", container.name, "id", "-u").stdout.strip() != "0"
         assert docker("exec", container.name, *HEALTHCHECK, check=False).returncode == 0
+    finally:
+        container.remove()
+
+
+#: The PIDs of the container's processes whose command line holds ``$1``.
+PIDS_OF = ('for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; '
+           'tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q -- "$1" && echo ${p#/proc/}; done')
+
+
+def test_the_runner_killed_inside_the_container_comes_back(image, cache, requests):
+    container = Container(image, "-v", f"{cache}:/cache:ro")
+    try:
+        container.wait_ready()
+        before = [immich_predict(container.url, *request) for request in requests]
+        find = ["exec", container.name, "sh", "-c", PIDS_OF, "pids", "--service-name model-runner"]
+        [runner] = docker(*find).stdout.split()
+        docker("exec", container.name, "kill", "-9", runner)
+        deadline = time.monotonic() + 60
+        while docker(*find).stdout.split() in ([], [runner]):
+            assert time.monotonic() < deadline, f"the runner was not started again:\n{container.logs()}"
+            time.sleep(0.5)
+        for request, answer in zip(requests, before):
+            assert_close(immich_predict(container.url, *request), answer)
     finally:
         container.remove()
 

@@ -111,6 +111,25 @@ def test_the_janitor_trims_after_work_and_drops_on_its_poll(sessions, clock, mon
     assert sessions.loaded() == {} and len(trims) == 2  # dropped, and the memory given back
 
 
+def test_the_janitor_calls_for_a_fresh_start_once_the_ttl_dropped_the_last_model(sessions, clock):
+    fresh = []
+    janitor = Janitor(sessions, ttl=300, poll=10, when_all_unloaded=lambda: fresh.append(clock.now))
+    janitor.tick()
+    assert fresh == []  # nothing was ever loaded
+    sessions.run(Path("a.onnx"), np.ones((1, 3)))
+    clock.now += 200
+    sessions.run(Path("b.onnx"), np.ones((1, 3)))
+    clock.now += 150
+    janitor.tick()
+    assert list(sessions.loaded()) == [Path("b.onnx")] and fresh == []  # one is still loaded
+    clock.now += 200
+    janitor.tick()
+    assert sessions.loaded() == {} and fresh == [clock.now]
+    clock.now += 1000
+    janitor.tick()
+    assert len(fresh) == 1  # nothing more was dropped
+
+
 def test_a_session_idle_for_a_tick_releases_its_working_memory_once_per_idle_spell(clock):
     released = []
 

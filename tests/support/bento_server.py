@@ -111,10 +111,29 @@ class BentoServer:
         import psutil
 
         for process in psutil.Process(self.pid).children(recursive=True):
-            args = process.cmdline()
+            try:
+                args = process.cmdline()
+            except psutil.Error:  # a worker ending (a zombie until BentoML reaps it)
+                continue
             if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
                 return process
         raise LookupError(f"no {service_name} worker")
+
+    def settled(self, service_name: str, replacing: int | None = None, timeout: float = 60.0) -> "psutil.Process":
+        """The worker of ``service_name`` (other than the process ``replacing``) once it runs
+        and ``/readyz`` answers 200: after a worker was started again (a runner starting afresh
+        after MODEL_TTL, say)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                worker = self.worker(service_name)
+                if worker.pid != replacing and httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return worker
+            except (LookupError, httpx.HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service_name} did not settle within {timeout:g} s:\n{self.log()[-3000:]}")
+            time.sleep(0.5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
