@@ -341,7 +341,14 @@ def plot(result: dict[str, Any], samples: list[tuple[float, int]], path: Path) -
 
 
 def _after_ttl(server: BentoServer, ttl: float) -> dict[str, int]:
-    """The tree's memory once MODEL_TTL has unloaded every model (and the runner settled)."""
+    """The tree's memory once MODEL_TTL has unloaded every model (and the workers settled)."""
+    wait_for_fresh_start(server, ttl)
+    return rss.by_process(server.pid)
+
+
+def wait_for_fresh_start(server: BentoServer, ttl: float) -> None:
+    """Wait until MODEL_TTL has unloaded every model and both workers have started afresh (the
+    runner once the TTL unloaded everything, the entry once idle as long), then settled."""
     from tests.support.model_metrics import loaded_models
 
     runner, entry = server.worker("model-runner").pid, server.worker("immich-cn-ml").pid
@@ -349,11 +356,9 @@ def _after_ttl(server: BentoServer, ttl: float) -> dict[str, int]:
     while any(loaded_models(server.url).values()) and time.monotonic() < deadline:
         time.sleep(1)
     time.sleep(SETTLE_SECONDS)
-    # Both start afresh: the runner once the TTL unloaded everything, the entry once idle as long.
     server.settled("model-runner", replacing=runner)
     server.settled("immich-cn-ml", replacing=entry)
     time.sleep(SETTLE_SECONDS)
-    return rss.by_process(server.pid)
 
 
 def _mib_split(split: dict[str, int]) -> dict[str, float]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench import models, rss, workloads
+from bench.soak import wait_for_fresh_start
 from tests.support.bento_server import BentoServer
 from tests.support.model_metrics import loaded_models
 
@@ -55,18 +56,10 @@ def main() -> None:
     try:
         time.sleep(3)
         show("idle after start")
-        runner, entry = server.worker("model-runner").pid, server.worker("immich-cn-ml").pid
         first = answers()
         time.sleep(2)  # the runner trims what the passes left once they settle
         show("every model loaded")
-        deadline = time.monotonic() + args.ttl + 30
-        while any(loaded_models(server.url).values()) and time.monotonic() < deadline:
-            time.sleep(1)
-        time.sleep(2)
-        # Both start afresh: the runner once the TTL unloaded everything, the entry once idle as long.
-        server.settled("model-runner", replacing=runner)
-        server.settled("immich-cn-ml", replacing=entry)
-        time.sleep(3)
+        wait_for_fresh_start(server, args.ttl)
         show(f"after MODEL_TTL={args.ttl:g} s")
         again = answers()
         time.sleep(2)

@@ -43,23 +43,22 @@ class RequestDeadline:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        answering = asyncio.Event()
+        answering: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def send_marking(message: Message) -> None:
-            answering.set()
+            if not answering.done():
+                answering.set_result(None)
             await send(message)
 
         handler = asyncio.ensure_future(self.app(scope, receive, send_marking))
-        began = asyncio.ensure_future(answering.wait())
         try:
-            # asyncio.wait cancels its own timer when it returns.
-            await asyncio.wait({handler, began}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            # A future, not a task, to wait on beside the handler; asyncio.wait cancels its own
+            # timer when it returns.
+            await asyncio.wait({handler, answering}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             handler.cancel()
             raise
-        finally:
-            began.cancel()
-        if not handler.done() and not answering.is_set():
+        if not handler.done() and not answering.done():
             handler.cancel()
             await _timed_out(self.timeout, send)
             await asyncio.wait({handler}, timeout=1.0)  # let it unwind (and drop its own timers)

@@ -26,9 +26,9 @@ import pytest
 
 from bench.soak import Request, mix, same
 from tests.conftest import LIMITS
-from tests.runners.models.test_disk import NAME, _ocr
+from tests.runners.models.test_disk import ocr_answer
 from tests.support.bento_server import ROOT, BentoServer
-from tests.support.models_cli import models, ocr_download
+from tests.support.models_cli import IMPORTED_OCR, models, ocr_download
 
 REQUEST_TIMEOUT = 30.0
 #: How long every family may take to answer again after a worker was killed (issue 19).
@@ -188,7 +188,7 @@ def test_the_entry_worker_killed_during_a_scan_drops_only_what_it_held(faulty_se
 
 
 def test_an_import_killed_again_and_again_is_never_half_there(tmp_path):
-    name = NAME  # imported from the PP-OCRv5 mobile files of the wheel
+    name = IMPORTED_OCR
     files = ocr_download(tmp_path / "download")
     home = tmp_path / "home"
     command = [sys.executable, "-m", "runners.models", "import", "ocr", name, "--from", str(files)]
@@ -217,6 +217,6 @@ def test_an_import_killed_again_and_again_is_never_half_there(tmp_path):
 
     server = BentoServer(".", home).start()
     try:
-        assert _ocr(server)["ocr"]["text"]
+        assert ocr_answer(server)["ocr"]["text"]
     finally:
         server.stop()

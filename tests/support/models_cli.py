@@ -43,3 +43,21 @@ def ocr_download(folder: Path) -> Path:
         (folder / name).chmod(0o644)
     folder.chmod(0o755)
     return folder
+
+
+#: The OCR model the import tests store (from the PP-OCRv5 mobile files of the wheel).
+IMPORTED_OCR = "PP-OCRv5_server"
+
+
+def imported_ocr_request(name: str = IMPORTED_OCR) -> tuple[bytes, str]:
+    """Immich's OCR request for ``name`` on the clean Chinese test image: (body, content type)."""
+    import json
+
+    from tests.support import multipart
+    from tests.support.ocr_cases import FIXTURES
+
+    entries = json.dumps({"ocr": {
+        "detection": {"modelName": name, "options": {"minScore": 0.5, "maxResolution": 736}},
+        "recognition": {"modelName": name, "options": {"minScore": 0.8}},
+    }})
+    return multipart.build({"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())})

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
-from tests.support import multipart
 from tests.support.bento_server import BentoServer
-from tests.support.ocr_cases import FIXTURES, squash
-from tests.support.models_cli import models, ocr_download, offline_import
+from tests.support.ocr_cases import squash
+from tests.support.models_cli import imported_ocr_request, models, ocr_download, offline_import
 
 
 @pytest.fixture
@@ -67,26 +64,12 @@ def test_imported_model_is_listed_and_served(tmp_path, mobile_files):
 
     server = BentoServer(".", home).start()
     try:
-        entries = json.dumps({"ocr": {
-            "detection": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.5, "maxResolution": 736}},
-            "recognition": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.8}},
-        }})
-        body, content_type = multipart.build(
-            {"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())}
-        )
+        body, content_type = imported_ocr_request()
         response = httpx.post(f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=60)
         assert response.status_code == 200, response.text
         assert squash(response.json()["ocr"]["text"]) == "海边的日落北京市朝阳区"
     finally:
         server.stop()
-
-
-def _ocr_request() -> tuple[bytes, str]:
-    entries = json.dumps({"ocr": {
-        "detection": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.5, "maxResolution": 736}},
-        "recognition": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.8}},
-    }})
-    return multipart.build({"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())})
 
 
 def test_a_model_imported_into_the_cache_folder_is_served_from_there(tmp_path, mobile_files):
@@ -102,7 +85,7 @@ def test_a_model_imported_into_the_cache_folder_is_served_from_there(tmp_path, m
     listed = models(home, "list", env=env).stdout
     assert any(line.split()[1] == "PP-OCRv5_server" and str(cache) in line for line in listed.splitlines()[1:])
 
-    body, content_type = _ocr_request()
+    body, content_type = imported_ocr_request()
     for server_env, status in ((env, 200), ({}, 501)):
         server = BentoServer(".", home, server_env).start()
         try:

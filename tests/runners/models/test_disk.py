@@ -4,7 +4,6 @@ serving, and the next import, once there is room, succeeds."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -14,14 +13,12 @@ import pytest
 from config.settings import get_settings
 from runners.models import disk, download, store
 from runners.models.disk import MIB, DiskFull
-from tests.support import multipart
 from tests.support.bento_server import BentoServer
 from tests.support.file_host import FileHost
-from tests.support.models_cli import models, ocr_download
-from tests.support.ocr_cases import FIXTURES
+from tests.support.models_cli import IMPORTED_OCR, imported_ocr_request, models, ocr_download
 from tests.support.tmpfs import grow, small_disk
 
-NAME = "PP-OCRv5_server"  # imported from the PP-OCRv5 mobile files of the wheel
+NAME = IMPORTED_OCR  # imported from the PP-OCRv5 mobile files of the wheel
 
 
 @pytest.fixture
@@ -38,11 +35,8 @@ def _versions(cache: Path) -> list[Path]:
     return sorted(v for v in folder.iterdir() if v.is_dir()) if folder.is_dir() else []
 
 
-def _ocr(server: BentoServer) -> dict:
-    entries = json.dumps({"ocr": {"detection": {"modelName": NAME, "options": {"minScore": 0.5, "maxResolution": 736}},
-                                  "recognition": {"modelName": NAME, "options": {"minScore": 0.8}}}})
-    body, content_type = multipart.build(
-        {"entries": entries, "image": multipart.FilePart("blob", (FIXTURES / "zh_clean.png").read_bytes())})
+def ocr_answer(server: BentoServer) -> dict:
+    body, content_type = imported_ocr_request(NAME)
     response = httpx.post(f"{server.url}/predict", content=body, headers={"content-type": content_type}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
@@ -60,13 +54,13 @@ def test_a_full_model_volume_fails_the_import_plainly_and_the_served_model_stays
 
         server = BentoServer(".", home, env).start()
         try:
-            before = _ocr(server)
+            before = ocr_answer(server)
             again = models(home, "import", "ocr", NAME, "--from", str(mobile_files), env=env)
             assert again.returncode == 1
             assert f"needs" in again.stderr and f"in {cache}" in again.stderr and "MiB free" in again.stderr
             assert "Traceback" not in again.stderr
             assert _versions(cache) == [version], "nothing of the failed import may stay"
-            assert _ocr(server) == before
+            assert ocr_answer(server) == before
         finally:
             server.stop()
         listed = models(home, "list", env=env).stdout
