@@ -81,5 +81,7 @@ image-cuda: $(VENV)/.build
 	DOCKER_BUILDKIT=0 $(BIN)/bentoml containerize immich-cn-ml:latest -t $(IMAGE_CUDA)
 
 # Builds an image of its own (no models baked in) and drives it with Docker: not part of `make test`.
+# The split layout's containers (deploy/docker-compose.split.yml) come up with Debian's docker-compose.
 image-test: $(VENV)/.test
+	bash tests/support/system_packages.sh docker-compose
 	$(BIN)/python -m pytest -m image tests/image

@@ -3,8 +3,9 @@
 Requests arrive at the mounted Starlette app (``adapters.app``), which parses Immich's form,
 routes each task to a local model or to the upstream Immich ML server, and answers. The model
 runners are ``bentoml.depends`` attributes of this class: one runner service for every model
-family, or one per family (``IMMICH_CN_ML_RUNNERS``, see ``runners.services``);
-``local_models`` turns them into the router's table.
+family, or one per family (``IMMICH_CN_ML_RUNNERS``, see ``runners.services``), each started
+by `bentoml serve` as a child process or served elsewhere (``IMMICH_CN_ML_RUNNER_URL...``,
+``config.remote_runners``); ``local_models`` turns them into the router's table.
 
 Every process of the Bento imports this module (`bentoml serve` itself and each runner, to
 find their service), so it imports only what they all need: the pre- and post-processing
@@ -14,27 +15,20 @@ the entry service's workers only.
 
 from __future__ import annotations
 
-import os
-
 import bentoml
 
 from adapters.app import create_app
 from adapters.local import LocalModels
-from adapters.runner_control import RunnerControl
+from adapters.runner_control import Runner, RunnerControl
+from config import process
 from config.bento import entry_service_config
-from config.bentoml_fixes import restart_dead_workers_in_containers, use_request_deadline
-from config.logs import configure_logging
+from config.remote_runners import runner_at
 from config.settings import get_settings
 from runners import memory
 from runners.services import ATTRIBUTE_OF, RUNNERS
 
 settings = get_settings()
-configure_logging(settings)
-# glibc reads its tunables when a process starts: set here, in the process that starts the
-# runner and entry workers, so their large tensors get transparent huge pages (runners/memory.py).
-os.environ["GLIBC_TUNABLES"] = memory.with_huge_pages(os.environ.get("GLIBC_TUNABLES"))
-restart_dead_workers_in_containers()
-use_request_deadline()
+process.set_up(settings)
 
 
 def local_models() -> LocalModels:
@@ -63,10 +57,13 @@ def local_models() -> LocalModels:
 
 def runner_control() -> RunnerControl:
     """The runner services of this worker, for what is asked of them besides predictions."""
+    from adapters import shown
     from adapters.runner_link import RunnerLink
 
     service = bentoml.get_current_service()
-    return RunnerControl([RunnerLink(getattr(service, attribute)) for attribute in sorted(set(ATTRIBUTE_OF.values()))])
+    urls = {attribute: shown.url(url) for attribute, url in settings.runner_urls.items()}  # no credentials shown
+    return RunnerControl([Runner(RUNNERS[attribute].name, urls.get(attribute), RunnerLink(getattr(service, attribute)))
+                          for attribute in sorted(RUNNERS)])
 
 
 app = create_app(settings, local_models, runner_control)
@@ -77,13 +74,14 @@ app = create_app(settings, local_models, runner_control)
 class ImmichCnMl:
     """Immich-compatible machine learning, with Chinese models inside."""
 
-    # The attributes runners.services.ATTRIBUTE_OF names, one per runner service of the layout.
+    # The attributes runners.services.ATTRIBUTE_OF names, one per runner service of the layout:
+    # a child process of this server, or the runner at the URL the settings give for it.
     if settings.runners == "split":
-        clip = bentoml.depends(RUNNERS["clip"])
-        ocr = bentoml.depends(RUNNERS["ocr"])
-        faces = bentoml.depends(RUNNERS["faces"])
+        clip = runner_at(RUNNERS["clip"], settings.runner_urls.get("clip"))
+        ocr = runner_at(RUNNERS["ocr"], settings.runner_urls.get("ocr"))
+        faces = runner_at(RUNNERS["faces"], settings.runner_urls.get("faces"))
     else:
-        models = bentoml.depends(RUNNERS["models"])
+        models = runner_at(RUNNERS["models"], settings.runner_urls.get("models"))
 
     def __is_ready__(self) -> bool:
         """/readyz: 503 until the models the preload settings name are loaded."""

@@ -4,7 +4,9 @@ Each image request being worked on holds its decoded image and the copies and te
 it (15-25 MB for a preview); one waiting for its turn holds only its upload (a few hundred KB).
 So at most ``limit`` image requests are worked on at once; the rest wait, in order of arrival.
 Runner batches form from the requests being worked on, so the limit is also the largest batch
-an API can see: on CPU, where batching gains nothing, a few per core keep the runner busy.
+an API can see: on CPU, where batching gains nothing, a few per core keep the runner busy; on a
+GPU the limit is raised, once the runners say they run there, to the largest image batch
+(``Settings.active_requests_on``: 32 by default, about 0.5-0.8 GB of images being worked on).
 Text requests (search queries) hold no image and never wait here.
 
 The worker hands the memory they freed back to the system (``runners.memory``) every second in
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from runners import memory
+
+log = logging.getLogger(__name__)
 
 
 class Admission:
@@ -32,6 +37,12 @@ class Admission:
         self._slots = asyncio.Semaphore(limit)
         self.active = 0
         self.finished = 0
+
+    def raise_limit(self, limit: int) -> None:
+        """Work on up to ``limit`` image requests at once from now on (never fewer than before)."""
+        for _ in range(limit - self.limit):
+            self._slots.release()  # one more request may hold a slot
+        self.limit = max(self.limit, limit)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -58,6 +69,30 @@ class Admission:
             elif self.idle_for_good(last_work):
                 self.start_afresh()
                 return
+
+    async def fit_to_device(self, about: Callable[[], Awaitable[dict]], limit_on: Callable[[str], int],
+                            every: float = 2.0, longest: float = 60.0) -> str:
+        """Ask the runners (``about()``: ``RunnerControl.about``) until one says it runs on
+        "cuda" or every one has answered, then raise the limit to ``limit_on(device)``; the
+        device. Runners start with this worker, or run elsewhere and may come up later (asked
+        again after ``every`` seconds, twice as long each time up to ``longest``); until then
+        the CPU's limit holds."""
+        while True:
+            try:
+                found = await about()
+                if found["device"] == "cuda" or all(runner["answers"] for runner in found.get("runners", [])):
+                    break
+            except Exception as exc:  # none up yet; asked again
+                log.debug("the runners' device is not known yet: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(every)
+            every = min(longest, every * 2)
+        device = found["device"]
+        limit = limit_on(device)
+        if limit > self.limit:
+            log.info("runners on %s: working on up to %d image requests at once (was %d), so batches can fill",
+                     device, limit, self.limit)
+            self.raise_limit(limit)
+        return device
 
     def idle_for_good(self, last_work: float) -> bool:
         """Whether the worker has worked, and has been idle since ``last_work`` long enough to

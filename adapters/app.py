@@ -110,8 +110,10 @@ def create_app(
             shown.url(settings.upstream_url) if settings.upstream_url else "none (unserved tasks get 501)",
         )
         log.info("MT Photos routes: %s", app.state.mt_photos.describe())
+        log.info("model runners: %s", runners.describe())
         background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
-                      asyncio.create_task(admission.give_back_memory())]
+                      asyncio.create_task(admission.give_back_memory()),
+                      asyncio.create_task(admission.fit_to_device(runners.about, settings.active_requests_on))]
         try:
             yield
         finally:

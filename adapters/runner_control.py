@@ -1,11 +1,12 @@
 """What the entry service asks of its runners besides predictions: the device they run on,
-and unloading the models they hold idle (``runners.services._Runner.about`` and
-``unload_idle``). One object over every runner service of the layout, so callers need not know
-whether one runner serves every model family or one per family does."""
+which of them answer, and unloading the models they hold idle (``runners.services._Runner.about``
+and ``unload_idle``). One object over every runner service of the layout, so callers need not
+know whether one runner serves every model family or one per family does, nor where they run."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 
@@ -13,9 +14,19 @@ from typing import Any, Awaitable, Callable, Sequence
 ASK_TIMEOUT = 5.0
 
 
+@dataclass(frozen=True)
+class Runner:
+    """One runner service: its BentoML name, the URL it is served at when it runs elsewhere
+    (None: a child process of this server), and the link its calls go through."""
+
+    name: str
+    url: str | None
+    link: Any  # adapters.runner_link.RunnerLink, or anything with the same ``to_async`` calls
+
+
 class RunnerControl:
-    def __init__(self, runners: Sequence[Any], timeout: float = ASK_TIMEOUT) -> None:
-        self._runners = list(runners)  # RunnerLinks, one per runner service
+    def __init__(self, runners: Sequence[Runner], timeout: float = ASK_TIMEOUT) -> None:
+        self._runners = list(runners)
         self._timeout = timeout
 
     async def device(self) -> str:
@@ -25,25 +36,40 @@ class RunnerControl:
 
     async def about(self) -> dict[str, Any]:
         """``{"device": "cuda"|"cpu", "loaded": [model files], "engines": {file: what it runs on},
-        "runtime": {the CPU, the backend and precision settings, how each kind of model runs}}``
-        over every runner that answers (the runtime is the first one's: every runner reads the
-        same settings on the same host). Raises only when no runner answers."""
-        answers = await self._ask_all(lambda runner: runner.to_async.about())
-        return {"device": "cuda" if any(answer.get("device") == "cuda" for answer in answers) else "cpu",
-                "loaded": sorted(path for answer in answers for path in answer.get("loaded", [])),
-                "engines": {path: label for answer in answers for path, label in answer.get("engines", {}).items()},
-                "runtime": next((answer["runtime"] for answer in answers if "runtime" in answer), {})}
+        "runtime": {the CPU, the backend and precision settings, how each kind of model runs},
+        "runners": [{"name", "url", "answers", "device"} for each runner]}`` over every runner
+        that answers (the runtime is the first one's). Raises only when no runner answers."""
+        answers = await self._ask_all(lambda runner: runner.link.to_async.about())
+        heard = [answer for answer in answers if not isinstance(answer, BaseException)]
+        return {"device": "cuda" if any(answer.get("device") == "cuda" for answer in heard) else "cpu",
+                "loaded": sorted(path for answer in heard for path in answer.get("loaded", [])),
+                "engines": {path: label for answer in heard for path, label in answer.get("engines", {}).items()},
+                "runtime": next((answer["runtime"] for answer in heard if "runtime" in answer), {}),
+                "runners": [{"name": runner.name, "url": runner.url,
+                             "answers": not isinstance(answer, BaseException),
+                             "device": None if isinstance(answer, BaseException) else answer.get("device")}
+                            for runner, answer in zip(self._runners, answers)]}
+
+    def describe(self) -> str:
+        """Where each runner runs, for the log: "clip-runner at http://gpu-box:3003, ocr-runner here"."""
+        return ", ".join(f"{runner.name} at {runner.url}" if runner.url else f"{runner.name} here"
+                         for runner in self._runners) or "none"
+
+    def silent(self) -> list[dict[str, Any]]:
+        """``about()["runners"]`` when none of them answers."""
+        return [{"name": runner.name, "url": runner.url, "answers": False, "device": None} for runner in self._runners]
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         """Have every runner unload the models unused for ``idle_seconds`` or more; the files
         unloaded. Raises only when no runner answers."""
-        answers = await self._ask_all(lambda runner: runner.to_async.unload_idle(idle_seconds=idle_seconds))
-        return [path for unloaded in answers for path in unloaded]
+        answers = await self._ask_all(lambda runner: runner.link.to_async.unload_idle(idle_seconds=idle_seconds))
+        return [path for unloaded in answers if not isinstance(unloaded, BaseException) for path in unloaded]
 
-    async def _ask_all(self, ask: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    async def _ask_all(self, ask: Callable[[Runner], Awaitable[Any]]) -> list[Any]:
+        """Each runner's answer, or the exception it failed with; raises when all failed."""
         answers = await asyncio.gather(*(asyncio.wait_for(ask(runner), self._timeout) for runner in self._runners),
                                        return_exceptions=True)
         failures = [answer for answer in answers if isinstance(answer, BaseException)]
         if failures and len(failures) == len(answers):
             raise failures[0]
-        return [answer for answer in answers if not isinstance(answer, BaseException)]
+        return answers

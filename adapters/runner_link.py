@@ -68,6 +68,8 @@ def declared(name: str, error: BaseException) -> RequestError | None:
     code = getattr(error, "error_code", None)  # BentoML's exceptions carry the runner's status
     if isinstance(error, BentoMLException) and code == HTTPStatus.SERVICE_UNAVAILABLE:
         return RunnerUnavailable(f"the model runner is busy or not ready ({name}: {error})")
+    if isinstance(error, aiohttp.ConnectionTimeoutError):  # a runner elsewhere whose host is off
+        return RunnerUnavailable(f"the model runner cannot be reached ({name}: no connection in time)")
     if (isinstance(error, BentoMLException) and code == HTTPStatus.GATEWAY_TIMEOUT) or isinstance(
             error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return RunnerTimeout(f"the model runner did not answer in time ({name})")

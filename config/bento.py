@@ -10,12 +10,17 @@ SERVICE_NAME = "immich-cn-ml"
 
 
 def entry_service_config(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``@bentoml.service`` on the entry service."""
+    """Keyword arguments for ``@bentoml.service`` on the entry service.
+
+    With runners elsewhere (``RUNNER_URL...``), ``/readyz`` no longer asks them whether they are
+    ready (BentoML's runner probe): a runner that is down costs its family 503s, not the whole
+    service its readiness, which an orchestrator would answer by sending Immich nowhere."""
     return {
         "name": SERVICE_NAME,
         "workers": settings.workers,
         "http": {"port": settings.port},
         "traffic": {"timeout": settings.request_timeout},
+        "runner_probe": {"enabled": not settings.runner_urls},
     }
 
 

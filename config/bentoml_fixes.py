@@ -1,4 +1,5 @@
-"""Two corrections to BentoML 1.4's serving, applied in every process of the Bento (service.py).
+"""Three corrections to BentoML 1.4's serving, applied in every process of the Bento
+(``config.process``).
 
 - **The request timeout's timer.** BentoML's ``TimeoutMiddleware`` (``traffic.timeout``) starts
   a timer for every request with ``loop.call_later`` and never cancels it. The timer holds the
@@ -16,15 +17,27 @@
   in this project's image). Outside a container BentoML starts the worker again within
   seconds, and the entry's retry covers the gap; ``restart_dead_workers_in_containers`` makes
   a container do the same.
+- **One Bento, either layout.** A Bento lists the services of the layout it was built in
+  (``IMMICH_CN_ML_RUNNERS``), and BentoML, loading it, looks every service of the entry's
+  graph up in that list and fails (``StopIteration``) on one it does not find: an image built
+  combined could not run the split layout. Nothing is read from that list for this project's
+  services (it maps Hugging Face model revisions, which they have none of), so
+  ``serve_either_layout`` lets a service the Bento does not list through.
 
-Both replace names BentoML looks up when it builds its app or its watchers, after it has
-imported the service module; tests/config/test_bentoml_fixes.py fails if an upgrade moves them.
+Each replaces a name BentoML looks up after it has imported the service module;
+tests/config/test_bentoml_fixes.py fails if an upgrade moves them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Awaitable, Callable
+
+from bentoml._internal.server.http import traffic as _traffic
+
+#: BentoML's own request timeout middleware, as it was when this module was first imported
+#: (before ``use_request_deadline`` replaced it): its test shows what it leaves behind.
+BENTOMLS_TIMEOUT = _traffic.TimeoutMiddleware
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -92,3 +105,23 @@ def restart_dead_workers_in_containers() -> None:
     import bentoml.serving
 
     bentoml.serving.running_inside_container = lambda: False
+
+
+def serve_either_layout() -> None:
+    """Have BentoML load a Bento built in one layout for an entry service of the other."""
+    from _bentoml_sdk.service.factory import Service
+
+    original = Service.on_load_bento
+    if getattr(original, "either_layout", False):
+        return
+
+    def on_load_bento(self: Any, bento: Any) -> None:
+        listed = {info.name for info in bento.info.services}
+        if all(name in listed for name in self.all_services()):
+            original(self, bento)
+            return
+        for service in self.all_services().values():  # the rest of what BentoML does: no HF models here
+            service.bento = bento
+
+    on_load_bento.either_layout = True  # type: ignore[attr-defined]
+    Service.on_load_bento = on_load_bento

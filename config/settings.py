@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     # "combined": every model family in one runner process (a home server); "split": one
     # runner service per family, to scale out separately (runners/services.py).
     runners: str = Field("combined", pattern="^(combined|split)$", validation_alias=_env("RUNNERS"))
+    # Runner services running elsewhere (another container, pod or host), served alone with
+    # `bentoml serve runners.services:<ClipRunner|OcrRunner|FaceRunner|ModelRunner>`: the one
+    # runner of the combined layout (RUNNER_URL), or a family's runner of the split layout
+    # (RUNNER_URL__CLIP, __FACES, __OCR; a family without one runs here as before).
+    runner_url: str | None = Field(None, validation_alias=_env("RUNNER_URL"))
+    runner_url_clip: str | None = Field(None, validation_alias=_env("RUNNER_URL__CLIP"))
+    runner_url_faces: str | None = Field(None, validation_alias=_env("RUNNER_URL__FACES"))
+    runner_url_ocr: str | None = Field(None, validation_alias=_env("RUNNER_URL__OCR"))
+    # Calls a runner served alone answers on one connection before it closes it, so that the
+    # entry's next call opens a new one, which a Kubernetes Service or other balancer places on
+    # any replica (config/connection_turnover.py). 0: connections stay open.
+    runner_connection_requests: int = Field(100, ge=0, validation_alias=_env("RUNNER_CONNECTION_REQUESTS"))
     # Seconds a model may go unused before its runner unloads it; 0 keeps models loaded.
     model_ttl: float = Field(300.0, ge=0, validation_alias=_env("MODEL_TTL", "MACHINE_LEARNING_MODEL_TTL"))
     model_ttl_poll: float = Field(
@@ -171,7 +183,9 @@ class Settings(BaseSettings):
     max_faces: int = Field(256, ge=1, validation_alias=_env("MAX_FACES"))
 
     # Image requests an entry worker decodes and works on at once; the rest wait their turn
-    # holding only their upload (adapters/admission.py). 0: one per core, at least two.
+    # holding only their upload (adapters/admission.py). 0: one per core, at least two; with
+    # runners on a GPU, at least the largest image batch (CLIP_MAX_BATCH_SIZE ...), so batches
+    # can fill.
     max_active_requests: int = Field(0, ge=0, validation_alias=_env("MAX_ACTIVE_REQUESTS"))
 
     # --- MT Photos API (adapters/mt_photos) -----------------------------------------------
@@ -196,15 +210,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(100_000_000, gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))
     max_image_side: int = Field(16384, gt=0, validation_alias=_env("MAX_IMAGE_SIDE"))
 
-    @field_validator("upstream_url")
+    @field_validator("upstream_url", "runner_url", "runner_url_clip", "runner_url_faces", "runner_url_ocr")
     @classmethod
-    def _normalise_upstream(cls, value: str | None) -> str | None:
+    def _normalise_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             # Not the whole value: a URL may carry a password.
-            raise ValueError(f"upstream URL must start with http:// or https://, got one starting {value[:8]!r}")
+            raise ValueError(f"URL must start with http:// or https://, got one starting {value[:8]!r}")
         return value
 
     @field_validator("log_level")
@@ -232,6 +246,26 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _runner_urls_fit_the_layout(self) -> Settings:
+        families = {name for name in RUNNER_FAMILIES if getattr(self, f"runner_url_{name}")}
+        if families and self.runners != "split":
+            raise ValueError(", ".join(f"{PREFIX}RUNNER_URL__{name.upper()}" for name in sorted(families))
+                             + f" name a runner of the split layout: set {PREFIX}RUNNERS=split too"
+                             + f" (or {PREFIX}RUNNER_URL for the one runner of the combined layout)")
+        if self.runner_url and self.runners == "split":
+            raise ValueError(f"{PREFIX}RUNNER_URL names the one runner of the combined layout; with "
+                             f"{PREFIX}RUNNERS=split, name each family's: {PREFIX}RUNNER_URL__CLIP, __FACES, __OCR")
+        return self
+
+    @property
+    def runner_urls(self) -> dict[str, str]:
+        """The runner services elsewhere, by the entry service's attribute for them
+        (``runners.services.ATTRIBUTE_OF``): "models", or "clip", "faces", "ocr"."""
+        if self.runners != "split":
+            return {"models": self.runner_url} if self.runner_url else {}
+        return {name: url for name in RUNNER_FAMILIES if (url := getattr(self, f"runner_url_{name}"))}
+
     @property
     def device_id(self) -> int:
         """The GPU the runners use: the first of ``device_ids``."""
@@ -249,7 +283,22 @@ class Settings(BaseSettings):
 
     @property
     def active_requests(self) -> int:
+        """Image requests an entry worker works on at once while its runners' device is not
+        known yet, or is a CPU: ``MAX_ACTIVE_REQUESTS``, else one per core, at least two."""
         return self.max_active_requests or max(2, os.cpu_count() or 1)
+
+    def active_requests_on(self, device: str) -> int:
+        """``active_requests`` once the runners said their device ("cuda" or "cpu"). On a GPU a
+        batch can hold no more images than there are requests being worked on, so unless
+        ``MAX_ACTIVE_REQUESTS`` is set, at least the largest batch an image API takes."""
+        if self.max_active_requests or device != "cuda":
+            return self.active_requests
+        return max(self.active_requests, self.largest_image_batch)
+
+    @property
+    def largest_image_batch(self) -> int:
+        """The most images one batch of an image API takes (CLIP, face or text detection)."""
+        return max(self.clip_max_batch_size, self.face_det_max_batch_size, self.ocr_det_max_batch_size)
 
     @property
     def requests_in_flight(self) -> int:
@@ -268,6 +317,9 @@ class Settings(BaseSettings):
         }
         return {key: names for key, value in fields.items() if (names := [n.strip() for n in value.split(",") if n.strip()])}
 
+
+#: The model families of the split layout, as RUNNER_URL__<FAMILY> names them.
+RUNNER_FAMILIES = ("clip", "faces", "ocr")
 
 # The level words Immich's IMMICH_LOG_LEVEL accepts.
 LOG_LEVELS: dict[str, int] = {

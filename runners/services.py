@@ -7,6 +7,8 @@ and would run their passes at once, their threads fighting over the same cores. 
 is not enough, ``IMMICH_CN_ML_RUNNERS=split`` makes one service per family (``ClipRunner``,
 ``OcrRunner``, ``FaceRunner``), which BentoCloud or Kubernetes scale out separately. Both
 layouts offer the same APIs under the same names, so the entry service calls either alike.
+Each runner service can also be served alone (``bentoml serve runners.services:ClipRunner``)
+on another host, for an entry service that names its URL (``config.remote_runners``).
 
 Runner processes import what a forward pass needs (ONNX Runtime, numpy) and nothing of the
 pre- and post-processing libraries, which load in the entry service only.
@@ -22,7 +24,9 @@ from typing import Any, Callable
 
 import bentoml
 
+from config import process
 from config.bento import runner_service_config
+from config.connection_turnover import ConnectionTurnover
 from config.settings import get_settings
 from config.workers import start_afresh
 from runners import memory
@@ -38,6 +42,7 @@ from runners.sessions import Janitor, Sessions
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+process.set_up(settings)
 
 #: API name -> (family attribute, kind): which model file a job of that API runs.
 API_FILES = {
@@ -166,7 +171,10 @@ def _service(cls: type, name: str, families: tuple[str, ...]) -> Any:
     cls.families = families
     for family in families:  # imported models travel with the Bento (bentoml build)
         store.declare_models(cls, _STORE_FAMILY[family])
-    return bentoml.service(**runner_service_config(name, settings))(cls)
+    service = bentoml.service(**runner_service_config(name, settings))(cls)
+    # Served alone behind a Service or balancer: calls spread over its replicas.
+    service.add_asgi_middleware(ConnectionTurnover, requests=settings.runner_connection_requests)
+    return service
 
 
 _STORE_FAMILY = {"clip": clip_models.FAMILY, "ocr": ocr_models.FAMILY, "faces": face_models.FAMILY}
@@ -188,15 +196,18 @@ class _FaceRunner(_Runner, FaceApis):
     pass
 
 
+# Every runner service, whichever layout the entry service uses: each is also a target of its
+# own for `bentoml serve runners.services:ClipRunner` on another host (config.remote_runners).
+ModelRunner = _service(_ModelRunner, "model-runner", ("clip", "ocr", "faces"))
+ClipRunner = _service(_ClipRunner, "clip-runner", ("clip",))
+OcrRunner = _service(_OcrRunner, "ocr-runner", ("ocr",))
+FaceRunner = _service(_FaceRunner, "face-runner", ("faces",))
+
 #: The runner services of the layout the settings choose, by the entry service attribute that
 #: holds each (``service.py``), and which attribute serves each family.
 if settings.runners == "split":
-    RUNNERS = {
-        "clip": _service(_ClipRunner, "clip-runner", ("clip",)),
-        "ocr": _service(_OcrRunner, "ocr-runner", ("ocr",)),
-        "faces": _service(_FaceRunner, "face-runner", ("faces",)),
-    }
+    RUNNERS = {"clip": ClipRunner, "ocr": OcrRunner, "faces": FaceRunner}
     ATTRIBUTE_OF = {"clip": "clip", "ocr": "ocr", "faces": "faces"}
 else:
-    RUNNERS = {"models": _service(_ModelRunner, "model-runner", ("clip", "ocr", "faces"))}
+    RUNNERS = {"models": ModelRunner}
     ATTRIBUTE_OF = {"clip": "models", "ocr": "models", "faces": "models"}

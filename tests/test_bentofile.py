@@ -79,6 +79,15 @@ def test_build_needs_no_index_and_the_built_bento_serves(tmp_path):
         assert page.status_code == 200 and "/predict" in page.text
     finally:
         server.stop()
+    # The same Bento (built combined, as `make image` builds the image) runs the split layout
+    # too: the split compose file and Kubernetes manifests use the one image.
+    split = BentoServer(tag, home, {"IMMICH_CN_ML_RUNNERS": "split"}, cwd=tmp_path).start()
+    try:
+        for runner in ("clip-runner", "face-runner", "ocr-runner"):
+            split.worker(runner)  # each family's runner started
+        assert httpx.get(f"{split.url}/ping").text == "pong"
+    finally:
+        split.stop()
 
 
 def test_bento_requirements_pin_every_project_dependency():

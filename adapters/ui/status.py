@@ -1,5 +1,5 @@
 """What the status page shows: every model this service knows, whether its files are here and
-loaded, the runners' device, the upstream (its URL without credentials, and whether it answers
+loaded, the runners (where each runs, whether it answers) and their device, the upstream (its URL without credentials, and whether it answers
 ``/ping``) and MT Photos' routes. Request counts, batch sizes and latencies the page reads
 from ``/metrics`` itself."""
 
@@ -78,6 +78,9 @@ class Status:
             # The CPU and its features, the backend and precision settings, how each kind runs.
             "runtime": about.get("runtime", {}),
             "models": self._models(loaded),
+            # Each runner service: its name, its URL when it runs elsewhere (None: started by
+            # this server), whether it answers, and its device.
+            "runners": about.get("runners") or self.runners.silent(),
             "upstream": {"url": self.upstream.base_url if self.upstream else None, "answers": answers},
             "mt_photos": {"routes": {route: {"model": self.mt_photos.names[task], "served": served[task]}
                                      for route, task in MT_ROUTES.items()}},

@@ -31,6 +31,65 @@ def test_no_more_than_the_limit_work_at_once_and_all_finish_in_order():
     assert order == list(range(10))
 
 
+def test_a_raised_limit_lets_more_work_at_once_at_once():
+    async def main() -> int:
+        admission = Admission(2)
+        inside, most = 0, 0
+        release = asyncio.Event()
+
+        async def request() -> None:
+            nonlocal inside, most
+            async with admission.slot():
+                inside += 1
+                most = max(most, inside)
+                await release.wait()
+                inside -= 1
+
+        tasks = [asyncio.create_task(request()) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        assert inside == 2  # the others wait
+        admission.raise_limit(5)
+        await asyncio.sleep(0.01)
+        assert inside == 5 and admission.limit == 5  # three waiting ones went in
+        admission.raise_limit(3)  # never lowered
+        release.set()
+        await asyncio.gather(*tasks)
+        return most
+
+    assert asyncio.run(main()) == 5
+
+
+def test_the_limit_fits_the_runners_device_once_they_answer():
+    def about(device: str, *answers: bool) -> dict:
+        return {"device": device, "runners": [{"answers": answer} for answer in answers]}
+
+    def fitted(answers: list, limit_on=lambda device: 32 if device == "cuda" else 2) -> tuple[str, int, int]:
+        asked = 0
+
+        async def ask() -> dict:
+            nonlocal asked
+            asked += 1
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        async def main() -> tuple[str, int]:
+            admission = Admission(2)
+            found = await admission.fit_to_device(ask, limit_on, every=0.001)
+            return found, admission.limit
+
+        found, limit = asyncio.run(main())
+        return found, limit, asked
+
+    # No runner up yet (elsewhere, or starting): asked again until one answers.
+    assert fitted([ConnectionError("refused"), asyncio.TimeoutError(), about("cuda", True)]) == ("cuda", 32, 3)
+    assert fitted([about("cpu", True, True)]) == ("cpu", 2, 1)
+    # A CPU runner answering first does not settle it while another (a GPU box) is silent.
+    assert fitted([about("cpu", True, False), about("cpu", True, False), about("cuda", True, True)]) == ("cuda", 32, 3)
+    assert fitted([about("cpu", True, False), about("cpu", True, True)]) == ("cpu", 2, 2)
+
+
 def test_memory_is_trimmed_each_second_in_which_requests_finished(monkeypatch):
     trims = []
     monkeypatch.setattr(admission_module.memory, "trim", lambda: trims.append(1))

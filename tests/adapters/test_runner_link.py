@@ -148,6 +148,7 @@ def test_busy_slow_and_unreachable_runners_are_declared_503_and_504():
         (asyncio.TimeoutError(), 504),
         (aiohttp.ServerDisconnectedError(), 503),
         (ConnectionRefusedError(), 503),
+        (aiohttp.ConnectionTimeoutError(), 503),  # a runner elsewhere, its host off: not a slow runner
         (BentoMLException("a bug", error_code=HTTPStatus.INTERNAL_SERVER_ERROR), None),
         (ValueError("a bug"), None),
     ]

@@ -1,6 +1,7 @@
-"""config/bentoml_fixes.py: a request timeout whose timer ends with the request, and dead workers
-restarted inside containers; each with the BentoML behaviour it corrects, so that an upgrade
-that fixes it (or moves the names) shows here."""
+"""config/bentoml_fixes.py: a request timeout whose timer ends with the request, dead workers
+restarted inside containers, and a Bento of one layout served in the other; each with the
+BentoML behaviour it corrects, so that an upgrade that fixes it (or moves the names) shows
+here. A runner served alone (``runners.services`` as the target) gets them too."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import os
 import subprocess
 import sys
 
-from bentoml._internal.server.http import traffic
-
-from config.bentoml_fixes import RequestDeadline
+from config.bentoml_fixes import BENTOMLS_TIMEOUT, RequestDeadline
 from tests.support.bento_server import ROOT
 
-ORIGINAL = traffic.TimeoutMiddleware
+# BentoML's own, whatever other tests of this process imported (runners.services puts the
+# deadline in its place on import).
+ORIGINAL = BENTOMLS_TIMEOUT
 
 
 def _in_a_fresh_process(*lines: str, env: dict[str, str] | None = None) -> str:
@@ -89,3 +90,35 @@ def test_bentoml_alone_would_not_restart_a_dead_worker_in_a_container():
 def test_the_service_module_has_dead_workers_restarted_in_a_container():
     assert _in_a_fresh_process("import service", "import bentoml.serving",
                                "print(bentoml.serving.create_watcher('w', []).respawn)", env=CONTAINER) == "True"
+
+
+def test_a_runner_served_alone_gets_the_same_corrections():
+    assert _in_a_fresh_process("import runners.services", "import bentoml.serving",
+                               "from bentoml._internal.server.http import traffic",
+                               "print(traffic.TimeoutMiddleware.__name__, bentoml.serving.create_watcher('w', []).respawn)",
+                               env=CONTAINER) == "RequestDeadline True"
+
+
+#: A Bento built combined, as its bento.yaml lists its services (what BentoML reads of it here).
+COMBINED_BENTO = ("from types import SimpleNamespace as N; "
+                  "bento = N(info=N(services=[N(name='immich-cn-ml', models=[]), N(name='model-runner', models=[])]))")
+
+
+def test_bentoml_alone_cannot_serve_a_bento_in_the_other_layout():
+    # BentoML's own method, taken before the service module replaces it.
+    script = "\n".join([
+        "from _bentoml_sdk.service.factory import Service", "original = Service.on_load_bento", COMBINED_BENTO,
+        "import service",
+        "try:", "    original(service.ImmichCnMl, bento)", "    print('loaded')",
+        "except StopIteration:", "    print('StopIteration')"])
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "IMMICH_CN_ML_RUNNERS": "split"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "StopIteration"
+
+
+def test_a_bento_built_combined_serves_the_split_layout():
+    assert _in_a_fresh_process(
+        COMBINED_BENTO, "import service", "service.ImmichCnMl.on_load_bento(bento)",
+        "print(sorted(s.name for s in service.ImmichCnMl.all_services().values() if s.bento is bento))",
+        env={"IMMICH_CN_ML_RUNNERS": "split"}) == "['clip-runner', 'face-runner', 'immich-cn-ml', 'ocr-runner']"

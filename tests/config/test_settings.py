@@ -113,6 +113,40 @@ def test_runtime_memory_settings(monkeypatch):
         Settings()
 
 
+def test_runner_urls_name_the_runners_of_the_layout(monkeypatch):
+    assert Settings().runner_urls == {}
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL", " http://models:3003/ ")
+    assert Settings().runner_urls == {"models": "http://models:3003"}
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "split")
+    with pytest.raises(ValidationError, match="RUNNER_URL__CLIP, __FACES, __OCR"):
+        Settings()  # the combined layout's one runner, named with the split layout chosen
+    monkeypatch.delenv("IMMICH_CN_ML_RUNNER_URL")
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL__CLIP", "http://gpu-box:3003")
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL__OCR", "https://ocr.internal")
+    # A family without a URL (faces here) runs here, as a child of the entry's server.
+    assert Settings().runner_urls == {"clip": "http://gpu-box:3003", "ocr": "https://ocr.internal"}
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "combined")
+    with pytest.raises(ValidationError, match="RUNNER_URL__CLIP, IMMICH_CN_ML_RUNNER_URL__OCR name a runner of the split"):
+        Settings()
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "split")
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL__FACES", "gpu-box:3003")
+    with pytest.raises(ValidationError, match="must start with http:// or https://"):
+        Settings()
+
+
+def test_on_a_gpu_batches_can_fill_unless_the_limit_is_set(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    settings = Settings()
+    assert (settings.active_requests_on("cpu"), settings.active_requests_on("cuda")) == (4, 32)
+    assert settings.largest_image_batch == settings.clip_max_batch_size == 32
+    monkeypatch.setenv("IMMICH_CN_ML_FACE_DET_MAX_BATCH_SIZE", "48")
+    assert Settings().active_requests_on("cuda") == 48  # the largest image batch of any API
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert Settings().active_requests_on("cuda") == 64  # never fewer than on the CPU
+    monkeypatch.setenv("IMMICH_CN_ML_MAX_ACTIVE_REQUESTS", "6")
+    assert (Settings().active_requests_on("cpu"), Settings().active_requests_on("cuda")) == (6, 6)
+
+
 def test_every_setting_has_a_row_in_the_readme():
     from pathlib import Path
 

@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.support.bento_server import ROOT
 
 DEPLOY = ROOT / "deploy"
+#: The user BentoML's Dockerfile makes (bentoml, uid and gid 1034); tests/image checks it.
+IMAGE_UID = 1034
 
 
 def compose() -> dict:
@@ -47,6 +50,8 @@ def test_kubernetes_runs_one_pod_with_a_service_on_3003():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"name": "models", "mountPath": "/cache"} in container["volumeMounts"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # By number: the image's USER is a name, which the kubelet cannot check is not root.
+    assert pod["securityContext"]["runAsUser"] == IMAGE_UID
     assert documents["Deployment"]["spec"]["replicas"] == 1
     [port] = documents["Service"]["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (3003, "http")
@@ -79,3 +84,116 @@ def test_the_cuda_compose_variant_reserves_the_gpu_for_the_cuda_image():
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     makefile = (ROOT / "Makefile").read_text()
     assert f"IMAGE_CUDA ?= {ours['image']}" in makefile  # the tag `make image-cuda` builds
+
+
+# --- the split layout across containers and pods (issue 20) ---------------------------------
+
+#: The runner service each family's container or pod serves, by the name the entry calls it at.
+RUNNER_TARGETS = {"immich-cn-ml-clip": "runners.services:ClipRunner",
+                  "immich-cn-ml-faces": "runners.services:FaceRunner",
+                  "immich-cn-ml-ocr": "runners.services:OcrRunner"}
+URL_SETTING = {"immich-cn-ml-clip": "IMMICH_CN_ML_RUNNER_URL__CLIP",
+               "immich-cn-ml-faces": "IMMICH_CN_ML_RUNNER_URL__FACES",
+               "immich-cn-ml-ocr": "IMMICH_CN_ML_RUNNER_URL__OCR"}
+
+
+def test_the_runner_targets_are_runner_services():
+    import runners.services
+
+    for target in RUNNER_TARGETS.values():
+        service = getattr(runners.services, target.split(":")[1])
+        assert service.name in {"clip-runner", "face-runner", "ocr-runner"}
+
+
+def test_split_compose_runs_each_family_in_a_container_of_the_one_image():
+    split = yaml.safe_load((DEPLOY / "docker-compose.split.yml").read_text())
+    services = split["services"]
+    entry = services["immich-machine-learning"]
+    assert set(services) == {"immich-machine-learning", *RUNNER_TARGETS}
+    assert {service["image"] for service in services.values()} == {"${IMMICH_CN_ML_IMAGE:-immich-cn-ml:latest}"}
+    assert entry["environment"]["IMMICH_CN_ML_RUNNERS"] == "split"
+    assert "model-cache:/cache" in entry["volumes"]
+    for name, target in RUNNER_TARGETS.items():
+        runner = services[name]
+        assert entry["environment"][URL_SETTING[name]] == f"http://{name}:3003"
+        assert runner["command"] == ["bentoml", "serve", target, "--port", "3003"]
+        assert runner["volumes"] == ["model-cache:/cache:ro"]  # the same path as the entry's, read-only
+        assert "ports" not in runner, "a runner takes pickled calls: never published"
+        assert "/readyz" in runner["healthcheck"]["test"][-1] and runner["restart"] == "always"
+
+
+def _split_manifests() -> list[dict]:
+    return list(yaml.safe_load_all((DEPLOY / "kubernetes.split.yaml").read_text()))
+
+
+#: The Kubernetes version the manifests are validated against (autoscaling/v2 is GA since 1.23).
+KUBERNETES = "1.30"
+
+
+def test_kubernetes_manifests_are_valid_against_the_api_schemas():
+    import kubernetes_validate
+
+    for path in ("kubernetes.yaml", "kubernetes.split.yaml"):
+        for document in yaml.safe_load_all((DEPLOY / path).read_text()):
+            kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    # The check can fail: a misspelt field is refused.
+    broken = _split_manifests()[1]
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def test_kubernetes_split_has_a_deployment_service_and_autoscaler_per_runner_family():
+    documents = {(doc["kind"], doc["metadata"]["name"]): doc for doc in _split_manifests()}
+    entry = documents[("Deployment", "immich-machine-learning")]
+    [entry_container] = entry["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in entry_container["env"]}
+    assert env["IMMICH_CN_ML_RUNNERS"] == "split"
+    assert ("Service", "immich-machine-learning") in documents  # what Immich's server calls
+    [claim] = [doc for doc in documents.values() if doc["kind"] == "PersistentVolumeClaim"]
+    for name, target in RUNNER_TARGETS.items():
+        deployment, service = documents[("Deployment", name)], documents[("Service", name)]
+        autoscaler = documents[("HorizontalPodAutoscaler", name)]
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["command"] == ["bentoml", "serve", target, "--port", "3003"]
+        assert env[URL_SETTING[name]] == f"http://{name}:3003"
+        assert service["spec"]["type"] == "ClusterIP" and service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": IMAGE_UID, "runAsGroup": IMAGE_UID}
+        assert {"name": "models", "mountPath": "/cache", "readOnly": True} in container["volumeMounts"]
+        assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert autoscaler["apiVersion"] == "autoscaling/v2"
+        assert autoscaler["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        [metric] = autoscaler["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+
+
+def _gpu_variant(name: str) -> dict:
+    """The Deployment ``name`` with its commented GPU variant lines in force."""
+    text = (DEPLOY / "kubernetes.split.yaml").read_text()
+    block = next(part for part in text.split("\n---\n") if f"name: {name}\n" in part and "kind: Deployment" in part)
+    deployment = yaml.safe_load(block)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    lines = block.splitlines()
+    for index, line in enumerate(lines):
+        if "GPU variant" in line:
+            variant = yaml.safe_load(lines[index + 1].strip().lstrip("#"))
+            if "image" in variant:
+                container["image"] = variant["image"]
+            else:
+                container["resources"].update(variant)
+    return deployment
+
+
+def test_the_clip_and_face_runners_have_a_gpu_variant():
+    import kubernetes_validate
+
+    for name in ("immich-cn-ml-clip", "immich-cn-ml-faces"):
+        deployment = _gpu_variant(name)
+        kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "immich-cn-ml:latest-cuda"
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1

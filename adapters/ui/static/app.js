@@ -15,6 +15,7 @@ const TEXT = {
     faces: "人脸", lines: "文字", group: "人物", noModel: "本服务没有可用的模型：", mtServed: "已提供", mtMissing: "缺少模型",
     key: "密钥", busy: "处理中…",
     runtime: "推理运行时", runsOn: "运行于", cpuFeatures: "CPU 特性", settingsLabel: "设置",
+    runnerServices: "Runner 服务", localRunner: "本机（随本服务启动）",
   },
   en: {
     status: "Status", upstream: "Upstream (stock Immich ML)", mtPhotos: "MT Photos routes", runners: "Runners",
@@ -27,6 +28,7 @@ const TEXT = {
     faces: "Faces", lines: "Text", group: "Person", noModel: "No model served here for ", mtServed: "served", mtMissing: "model missing",
     key: "key", busy: "working…",
     runtime: "Inference runtime", runsOn: "Runs on", cpuFeatures: "CPU features", settingsLabel: "settings",
+    runnerServices: "Runner services", localRunner: "here (started with this service)",
   },
 };
 const DEFAULTS = { ocr: "PP-OCRv5_mobile", "facial-recognition": "buffalo_l", clip: "cn-clip/ViT-B-16__openai" };
@@ -125,6 +127,11 @@ function renderStatus() {
   const mt = document.getElementById("mt-photos");
   mt.textContent = Object.entries(s.mt_photos.routes)
     .map(([route, info]) => `${route}: ${info.model} (${t(info.served ? "mtServed" : "mtMissing")})`).join(" · ");
+
+  // Each runner service: where it runs (its URL, or started here) and whether it answers.
+  document.getElementById("runner-services").textContent = (s.runners || []).map((r) =>
+    `${r.name}: ${r.url || t("localRunner")} — ${t(r.answers ? "answers" : "silent")}${r.device ? ` (${r.device})` : ""}`,
+  ).join(" · ") || "—";
 
   const rt = s.runtime || {};
   document.getElementById("runtime").textContent = rt.cpu === undefined ? "—" : [
