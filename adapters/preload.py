@@ -23,8 +23,11 @@ from adapters.runner_link import RunnerTimeout, RunnerUnavailable
 
 log = logging.getLogger(__name__)
 
-#: How long to keep asking a runner that is not up yet (its process starts with ours).
+#: How long to keep asking a runner that is not up yet (its process starts with ours). A runner
+#: elsewhere (``RUNNER_URL...``) may come up at any time after the entry: asked until it does.
 RUNNER_WAIT = 120.0
+#: The longest pause between two tries.
+LONGEST_PAUSE = 10.0
 #: What a runner call raises while the runner is not listening or not ready yet (``RunnerLink``
 #: declares those as 503 or 504; BentoML's client raises the others).
 NOT_UP_YET = (RunnerUnavailable, RunnerTimeout, ServiceUnavailable, aiohttp.ClientConnectionError, ConnectionError,
@@ -43,12 +46,14 @@ class Readiness:
         return self.done and not self.failed
 
 
-async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], readiness: Readiness) -> None:
-    """Load every model ``preloads`` names that is served here; then mark ``readiness`` done."""
+async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], readiness: Readiness,
+                  runner_wait: float = RUNNER_WAIT) -> None:
+    """Load every model ``preloads`` names that is served here, asking a runner that is not up
+    for up to ``runner_wait`` seconds; then mark ``readiness`` done."""
     try:
         for (task, type_), names in preloads.items():
             for name in names:
-                await _preload_one(router, Entry(task, type_, name), readiness)
+                await _preload_one(router, Entry(task, type_, name), readiness, runner_wait)
     except Exception as exc:  # not a model failing to load (those are recorded): still not ready
         readiness.failed.append(f"preloading stopped: {type(exc).__name__}: {exc}")
     # Cancelled (the service stopping) it never becomes ready.
@@ -59,7 +64,7 @@ async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], re
         log.info("all preloads are in; ready")
 
 
-async def _preload_one(router: Router, entry: Entry, readiness: Readiness) -> None:
+async def _preload_one(router: Router, entry: Entry, readiness: Readiness, runner_wait: float) -> None:
     model = router.resolve(entry)
     if model is None:
         log.warning("preload %s: not served here (an upstream loads its own preloads)", entry.describe())
@@ -68,7 +73,8 @@ async def _preload_one(router: Router, entry: Entry, readiness: Readiness) -> No
     if load is None:
         return
     started = time.monotonic()
-    deadline = started + RUNNER_WAIT
+    deadline = started + runner_wait
+    pause = 0.5  # doubled up to LONGEST_PAUSE: a runner down for long is not asked (nor logged) twice a second
     while True:
         try:
             await load()
@@ -78,7 +84,8 @@ async def _preload_one(router: Router, entry: Entry, readiness: Readiness) -> No
             if time.monotonic() >= deadline:
                 readiness.failed.append(f"{entry.describe()}: the runner did not come up ({type(exc).__name__}: {exc})")
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(pause)
+            pause = min(LONGEST_PAUSE, 2 * pause)
         except Exception as exc:  # the runner answered: the model itself cannot load
             readiness.failed.append(f"{entry.describe()}: {type(exc).__name__}: {exc}")
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from bentoml.exceptions import InternalServerError, ServiceUnavailable
 
@@ -57,6 +58,23 @@ def test_a_runner_still_starting_is_asked_again(monkeypatch):
     model = Model([ServiceUnavailable("not ready"), ConnectionRefusedError("refused")])
     readiness = run(Router({("ocr", "detection", "m"): model}, {}), {("ocr", "detection"): ["m"]})
     assert readiness.ready and model.loads == 3
+
+
+def test_a_runner_elsewhere_is_waited_for_past_the_local_wait(monkeypatch):
+    # The local wait is over at once (a clock that jumps); with no limit, the runner that comes
+    # up after the tenth try still gets its preload.
+    clock = itertools.count(0, 1000)
+    monkeypatch.setattr(preload_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(preload_module.asyncio, "sleep", _no_sleep)
+    down = [ConnectionRefusedError("refused")] * 10
+    given_up = Model(down)
+    readiness = run(Router({("ocr", "detection", "m"): given_up}, {}), {("ocr", "detection"): ["m"]})
+    assert not readiness.ready and given_up.loads == 1
+    waited = Model(down)
+    readiness = Readiness()
+    asyncio.run(preload(Router({("ocr", "detection", "m"): waited}, {}), {("ocr", "detection"): ["m"]}, readiness,
+                        runner_wait=float("inf")))
+    assert readiness.ready and waited.loads == 11
 
 
 def test_a_model_that_fails_to_load_keeps_the_service_unready(caplog):
