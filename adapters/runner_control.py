@@ -45,10 +45,7 @@ class RunnerControl:
                 "loaded": sorted(path for answer in heard for path in answer.get("loaded", [])),
                 "engines": {path: label for answer in heard for path, label in answer.get("engines", {}).items()},
                 "runtime": next((answer["runtime"] for answer in heard if "runtime" in answer), {}),
-                "runners": [{"name": runner.name, "url": runner.url,
-                             "answers": not isinstance(answer, BaseException),
-                             "device": None if isinstance(answer, BaseException) else answer.get("device")}
-                            for runner, answer in zip(self._runners, answers)]}
+                "runners": [_row(runner, answer) for runner, answer in zip(self._runners, answers)]}
 
     def describe(self) -> str:
         """Where each runner runs, for the log: "clip-runner at http://gpu-box:3003, ocr-runner here"."""
@@ -57,7 +54,7 @@ class RunnerControl:
 
     def silent(self) -> list[dict[str, Any]]:
         """``about()["runners"]`` when none of them answers."""
-        return [{"name": runner.name, "url": runner.url, "answers": False, "device": None} for runner in self._runners]
+        return [_row(runner, None) for runner in self._runners]
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         """Have every runner unload the models unused for ``idle_seconds`` or more; the files
@@ -73,3 +70,10 @@ class RunnerControl:
         if failures and len(failures) == len(answers):
             raise failures[0]
         return answers
+
+
+def _row(runner: Runner, answer: Any) -> dict[str, Any]:
+    """One runner as the status page shows it; ``answer``: its ``about()``, or None or the
+    exception it failed with."""
+    heard = isinstance(answer, dict)
+    return {"name": runner.name, "url": runner.url, "answers": heard, "device": answer.get("device") if heard else None}
