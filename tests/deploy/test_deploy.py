@@ -197,3 +197,22 @@ def test_the_clip_and_face_runners_have_a_gpu_variant():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["image"] == "immich-cn-ml:latest-cuda"
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_only_the_entry_service_reaches_the_runners():
+    # A runner's port unpickles what it is sent: the split manifest closes it to all but the entry.
+    documents = {(doc["kind"], doc["metadata"]["name"]): doc for doc in _split_manifests()}
+    [policy] = [doc for doc in documents.values() if doc["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    [expression] = spec["podSelector"]["matchExpressions"]
+    assert expression["key"] == "app" and expression["operator"] == "In"
+    runner_labels = {documents[("Deployment", name)]["spec"]["template"]["metadata"]["labels"]["app"]
+                     for name in RUNNER_TARGETS}
+    assert set(expression["values"]) == runner_labels
+    assert spec["policyTypes"] == ["Ingress"]
+    [rule] = spec["ingress"]
+    entry_labels = documents[("Deployment", "immich-machine-learning")]["spec"]["template"]["metadata"]["labels"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": entry_labels}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3003}]
+    # The entry itself is not selected: Immich's server must still reach it.
+    assert entry_labels["app"] not in expression["values"]
