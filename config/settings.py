@@ -12,8 +12,9 @@ import functools
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "IMMICH_CN_ML_"
@@ -30,7 +31,9 @@ def _env(name: str, *stock_names: str) -> AliasChoices:
 class Settings(BaseSettings):
     # No populate_by_name: bare names such as PORT or LOG_LEVEL, which hosting platforms set for
     # their own purposes, must not reach these fields.
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: pydantic would print the rejected value (a URL with its password,
+    # or every setting at once for a check across settings) into the log.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", hide_input_in_errors=True)
 
     # --- serving -------------------------------------------------------------------------
     port: int = Field(3003, validation_alias=_env("PORT", "IMMICH_PORT"))
@@ -212,13 +215,22 @@ class Settings(BaseSettings):
 
     @field_validator("upstream_url", "runner_url", "runner_url_clip", "runner_url_faces", "runner_url_ocr")
     @classmethod
-    def _normalise_url(cls, value: str | None) -> str | None:
+    def _normalise_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
-        value = value.strip().rstrip("/")
+        value = value.strip()
+        # Never the whole value in a message: a URL may carry a password.
         if not value.startswith(("http://", "https://")):
-            # Not the whole value: a URL may carry a password.
-            raise ValueError(f"URL must start with http:// or https://, got one starting {value[:8]!r}")
+            raise ValueError(f"URL must start with http:// or https://, got one starting {value.split(':')[0][:8]!r}")
+        value = value.rstrip("/")
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise ValueError(f"URL names no host ({parts.scheme}:// and nothing after it)")
+        extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+        if info.field_name.startswith("runner_url") and extra:
+            # Runner APIs are routes at the root of their server (/clip_image, /about): a path
+            # before them would be dropped, a query or fragment means nothing to them.
+            raise ValueError(f"a runner URL is a server's address alone (http://host:port), without {extra!r}")
         return value
 
     @field_validator("log_level")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -133,6 +135,36 @@ def test_runner_urls_name_the_runners_of_the_layout(monkeypatch):
     with pytest.raises(ValidationError, match="must start with http:// or https://"):
         Settings()
 
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("http://gpu-box:3003/ocr/", "without '/ocr'"),  # BentoML's routes would drop the path
+    ("http://gpu-box:3003/?token=1", "without '?token=1'"),
+    ("http://gpu-box:3003#clip", "without '#clip'"),
+    ("http://", "names no host"),
+    ("https:///clip", "names no host"),
+])
+def test_a_runner_url_is_a_servers_address_alone(monkeypatch, url, refused):
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL", url)
+    with pytest.raises(ValidationError, match=re.escape(refused)):
+        Settings()
+    # The upstream (a stock server, maybe behind a reverse proxy's path) may have a path.
+    monkeypatch.delenv("IMMICH_CN_ML_RUNNER_URL")
+    monkeypatch.setenv("IMMICH_CN_ML_UPSTREAM_URL", "http://proxy:8080/immich-ml/")
+    assert Settings().upstream_url == "http://proxy:8080/immich-ml"
+
+
+def test_a_refused_setting_never_shows_a_password(monkeypatch):
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL", "ftp://admin:s3cret@gpu-box:3003")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "s3cret" not in str(refused.value) and "admin" not in str(refused.value)
+    # A check across settings would print them all, this password among them.
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNER_URL", "http://admin:s3cret@gpu-box:3003")
+    monkeypatch.setenv("IMMICH_CN_ML_RUNNERS", "split")
+    with pytest.raises(ValidationError, match="RUNNER_URL__CLIP, __FACES, __OCR") as refused:
+        Settings()
+    assert "s3cret" not in str(refused.value)
 
 def test_on_a_gpu_batches_can_fill_unless_the_limit_is_set(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 4)
