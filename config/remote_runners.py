@@ -17,6 +17,8 @@ network without published ports, a ClusterIP Service), never for the internet.
 
 from __future__ import annotations
 
+import functools
+import socket
 from typing import Any
 
 import aiohttp
@@ -29,6 +31,30 @@ PICKLE = "application/vnd.bentoml+pickle"
 #: Seconds to wait for a connection to a runner elsewhere: a host that is off does not refuse
 #: the connection, and the call would otherwise wait for the whole request timeout.
 CONNECT_TIMEOUT = 5.0
+#: A runner host that vanishes (power, cable, a VM gone) with connections open sends nothing
+#: that ends them: calls on them would wait for the whole request timeout (10 minutes), each
+#: holding one of the entry's admission slots meanwhile. TCP keep-alive notices: after 5 s
+#: without a byte, a probe every 2 s, and the third unanswered ends the connection, so the call
+#: fails (503, its family only) about 11 s in. A runner that is merely busy, however long its
+#: pass, answers the probes: its kernel does.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 5, 2, 3
+#: Data sent and not acknowledged for this long (ms) ends a connection too (TCP_USER_TIMEOUT):
+#: an image sent to a host that vanished while it was being sent.
+UNACKNOWLEDGED_MS = 15_000
+
+
+def keepalive_socket(address: Any) -> socket.socket:
+    """A socket for a connection to a runner elsewhere (aiohttp's ``socket_factory``; ``address``
+    is a ``getaddrinfo`` row), which notices a peer that vanished (see ``KEEPALIVE_IDLE``)."""
+    family, type_, proto, _, _ = address
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_PROBES), ("TCP_USER_TIMEOUT", UNACKNOWLEDGED_MS)):
+        option = getattr(socket, name, None)
+        if option is not None:  # Linux (the image) has them all; elsewhere the system's pace
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    return sock
 
 
 @attrs.define
@@ -41,7 +67,16 @@ class _RunnerAt(Dependency[Any]):
         proxy = RemoteProxy(self.url, service=self.on, media_type=PICKLE)
         manager = proxy.to_async._session_manager
         manager._timeout = aiohttp.ClientTimeout(total=manager._timeout.total, sock_connect=CONNECT_TIMEOUT)
+        manager._make_client = functools.partial(_client, manager)
         return proxy.as_service()
+
+
+def _client(manager: Any) -> aiohttp.ClientSession:
+    """The session BentoML's ``SessionManager._make_client`` makes for an http(s) URL, on
+    connections that notice a runner host that vanished (``keepalive_socket``)."""
+    return aiohttp.ClientSession(base_url=manager._parsed_url.geturl(), headers=manager._headers,
+                                 timeout=manager._timeout,
+                                 connector=aiohttp.TCPConnector(socket_factory=keepalive_socket))
 
 
 def runner_at(service: Any, url: str | None) -> Any:

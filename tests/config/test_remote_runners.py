@@ -10,9 +10,11 @@ import sys
 
 import pytest
 
-from config.remote_runners import CONNECT_TIMEOUT, PICKLE, runner_at
+from config.remote_runners import (
+    CONNECT_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, PICKLE, UNACKNOWLEDGED_MS, runner_at,
+)
 from runners.services import ClipRunner
-from tests.support.bento_server import ROOT
+from tests.support.bento_server import ROOT, free_port
 
 
 def test_a_runner_at_a_url_is_called_with_bentoml_pickle_and_a_short_connect_timeout():
@@ -27,6 +29,48 @@ def test_a_runner_at_a_url_is_called_with_bentoml_pickle_and_a_short_connect_tim
     assert total == pytest.approx(700 * 1.01)  # the runner's own traffic timeout, as BentoML's clients take it
     assert {"clip_image", "clip_text", "about", "load", "unload_idle"} <= set(endpoints)
 
+
+
+#: Makes a call through the entry's client for the CLIP runner to a plain HTTP server standing in
+#: for a runner, and prints the options of the connection's socket.
+KEEPALIVE_SCRIPT = """
+import asyncio, json, os, socket, service
+s = service.ImmichCnMl; s.inject_config()
+client = s.dependencies["clip"].get().to_async
+
+async def main():
+    async def answer(reader, writer):
+        await reader.readuntil(b"\\r\\n\\r\\n")
+        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the body later: the client holds the connection meanwhile
+        writer.write(b"ok")
+        await writer.drain()
+    server = await asyncio.start_server(answer, "127.0.0.1", int(os.environ["PORT_FOR_TEST"]))
+    session = await client._session_manager.get_session()
+    async with session.get("/livez") as response:
+        sock = response.connection.transport.get_extra_info("socket")
+        tcp = [sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))
+               for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")]
+        print(json.dumps([await response.text(), sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), tcp]))
+    await session.close()
+    server.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_USER_TIMEOUT"), reason="Linux's TCP options")
+def test_connections_to_a_runner_elsewhere_notice_a_host_that_vanished():
+    # Keep-alive probes after 5 s of silence: a call on a connection to a host that lost power
+    # fails in about 11 s (503), not after the whole request timeout.
+    port = free_port()
+    answer, keepalive, tcp = _run(KEEPALIVE_SCRIPT, {
+        "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_RUNNER_URL__CLIP": f"http://127.0.0.1:{port}",
+        "PORT_FOR_TEST": str(port)})
+    assert answer == "ok" and keepalive == 1
+    assert tcp == [KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, UNACKNOWLEDGED_MS]
+    assert KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES < 20  # well inside Immich's patience
 
 def test_without_a_url_the_runner_is_bentoml_s_own_dependency():
     dependency = runner_at(ClipRunner, None)
