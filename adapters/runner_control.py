@@ -37,10 +37,11 @@ class RunnerControl:
     async def about(self) -> dict[str, Any]:
         """``{"device": "cuda"|"cpu", "loaded": [model files], "engines": {file: what it runs on},
         "runtime": {the CPU, the backend and precision settings, how each kind of model runs},
-        "runners": [{"name", "url", "answers", "device"} for each runner]}`` over every runner
-        that answers (the runtime is the first one's). Raises only when no runner answers."""
+        "runners": [{"name", "url", "answers", "device"[, "problem"]} for each runner]}`` over
+        every runner that answers as the one expected (the runtime is the first one's). Raises
+        only when no runner answers."""
         answers = await self._ask_all(lambda runner: runner.link.to_async.about())
-        heard = [answer for answer in answers if not isinstance(answer, BaseException)]
+        heard = [answer for runner, answer in zip(self._runners, answers) if _right(runner, answer)]
         return {"device": "cuda" if any(answer.get("device") == "cuda" for answer in heard) else "cpu",
                 "loaded": sorted(path for answer in heard for path in answer.get("loaded", [])),
                 "engines": {path: label for answer in heard for path, label in answer.get("engines", {}).items()},
@@ -74,6 +75,18 @@ class RunnerControl:
 
 def _row(runner: Runner, answer: Any) -> dict[str, Any]:
     """One runner as the status page shows it; ``answer``: its ``about()``, or None or the
-    exception it failed with."""
-    heard = isinstance(answer, dict)
-    return {"name": runner.name, "url": runner.url, "answers": heard, "device": answer.get("device") if heard else None}
+    exception it failed with. A URL where another runner answers (a face runner's URL copied
+    from the CLIP runner's, say) is no runner of this one's: its ``problem`` says so."""
+    if not _right(runner, answer):
+        row = {"name": runner.name, "url": runner.url, "answers": False, "device": None}
+        if isinstance(answer, dict):
+            row["problem"] = (f"{answer['service']} answers at this URL, not {runner.name}: "
+                              "is it the right runner's URL?")
+        return row
+    return {"name": runner.name, "url": runner.url, "answers": True, "device": answer.get("device")}
+
+
+def _right(runner: Runner, answer: Any) -> bool:
+    """``answer`` is an ``about()`` of the runner service the entry expects there (a runner that
+    does not name itself, of an older image, is taken at its word)."""
+    return isinstance(answer, dict) and answer.get("service", runner.name) == runner.name

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
@@ -73,14 +75,39 @@ def declared(name: str, error: BaseException) -> RequestError | None:
     if (isinstance(error, BentoMLException) and code == HTTPStatus.GATEWAY_TIMEOUT) or isinstance(
             error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return RunnerTimeout(f"the model runner did not answer in time ({name})")
+    if isinstance(error, BentoMLException) and code == HTTPStatus.NOT_FOUND:  # another runner answers there
+        return RunnerUnavailable(f"the model runner has no API {name}: is its URL that of the right runner? ({error})")
     if isinstance(error, (aiohttp.ClientConnectionError, ConnectionError)):
         return RunnerUnavailable(f"the model runner cannot be reached ({name}: {type(error).__name__}: {error})")
     return None
 
 
+#: A runner that is down fails every call to it, and each such request is logged by /predict
+#: already: the link's own line on why says so at most once per this many seconds, per API and
+#: kind of failure, with the count of those it left out.
+WARN_EVERY = 10.0
+
+
+class _Warnings:
+    """The link's warnings, at most one per ``WARN_EVERY`` seconds for each (API, kind)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # when last said, and left out since
+
+    def __call__(self, name: str, answer: RequestError) -> None:
+        key, now = (name, type(answer).__name__), time.monotonic()
+        said, left_out = self._last.get(key, (-math.inf, 0))
+        if now - said < WARN_EVERY:
+            self._last[key] = (said, left_out + 1)
+            return
+        log.warning("%s%s", answer.detail, f" ({left_out} more like it in the last {now - said:.0f} s)" if left_out else "")
+        self._last[key] = (now, 0)
+
+
 class _Calls:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, warn: _Warnings) -> None:
         self._client = client
+        self._warn = warn
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         call = getattr(self._client, name)
@@ -92,7 +119,7 @@ class _Calls:
                 answer = declared(name, error)
                 if answer is None:
                     raise
-                log.warning("%s", answer.detail)
+                self._warn(name, answer)
                 raise answer from error
 
         return once_more_if_dropped
@@ -100,11 +127,15 @@ class _Calls:
 
 class RunnerLink:
     """A runner dependency (``bentoml.depends``) whose ``to_async`` API calls are sent again
-    once when the connection drops under them; what the adapters hold as their runner."""
+    once when the connection drops under them; what the adapters hold as their runner.
+    ``elsewhere``: the runner is served at a URL (``config.remote_runners``), not a child of this
+    server."""
 
-    def __init__(self, dependency: Any) -> None:
+    def __init__(self, dependency: Any, elsewhere: bool = False) -> None:
         self._dependency = dependency
+        self.elsewhere = elsewhere
+        self._warnings = _Warnings()
 
     @property
     def to_async(self) -> _Calls:
-        return _Calls(self._dependency.to_async)
+        return _Calls(self._dependency.to_async, self._warnings)

@@ -120,3 +120,27 @@ def test_a_runner_down_costs_only_its_family_and_is_used_again_when_back(hosts):
         assert time.monotonic() < deadline, f"the runner back, its family still answers {answer.status_code}"
         time.sleep(0.5)
     assert answer.json() == before["faces"]
+
+
+def test_a_url_where_another_runner_answers_costs_only_its_family_and_says_so(hosts, mt_home):
+    # RUNNER_URL__FACES copied from the CLIP runner's: face requests get a 503 that names the
+    # mistake (not a 500), the others answer, and the status page says which runner is there.
+    _, runners = hosts
+    urls = {"clip": runners["clip"].url, "faces": runners["clip"].url, "ocr": runners["ocr"].url}
+    env = {**LIMITS, "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
+           **{f"IMMICH_CN_ML_RUNNER_URL__{family.upper()}": url for family, url in urls.items()}}
+    entry = BentoServer(".", mt_home, env).start()
+    try:
+        for request in immich_requests():
+            answer = post(entry.url, request)
+            if FAMILY[request.kind] == "faces":
+                assert answer.status_code == 503, answer.text
+                assert "is its URL that of the right runner?" in answer.json()["detail"]
+            else:
+                assert answer.status_code == 200, (request.kind, answer.text[:300])
+        shown = {r["name"]: r for r in httpx.get(f"{entry.url}/ui/api/status", timeout=30).json()["runners"]}
+        assert shown["face-runner"]["answers"] is False
+        assert shown["face-runner"]["problem"].startswith("clip-runner answers at this URL, not face-runner")
+        assert shown["clip-runner"]["answers"] is True and "problem" not in shown["clip-runner"]
+    finally:
+        entry.stop()

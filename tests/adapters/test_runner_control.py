@@ -11,8 +11,10 @@ from adapters.runner_control import Runner, RunnerControl
 
 
 class FakeRunner:
-    def __init__(self, device: str, idle: list[str], hangs: bool = False, fails: bool = False) -> None:
+    def __init__(self, device: str, idle: list[str], hangs: bool = False, fails: bool = False,
+                 service: str | None = None) -> None:
         self.device, self.idle, self.asked, self.hangs, self.fails = device, idle, [], hangs, fails
+        self.service = service  # the name it gives itself (None: an older runner, which gives none)
         self.to_async = self
 
     async def about(self) -> dict[str, Any]:
@@ -20,7 +22,8 @@ class FakeRunner:
             await asyncio.sleep(3600)
         if self.fails:
             raise ConnectionError("runner down")
-        return {"device": self.device, "loaded": []}
+        about = {"device": self.device, "loaded": []}
+        return {**about, "service": self.service} if self.service else about
 
     async def unload_idle(self, idle_seconds: float) -> list[str]:
         self.asked.append(idle_seconds)
@@ -64,3 +67,15 @@ def test_when_no_runner_answers_the_failure_is_raised():
         asyncio.run(runners.device())
     assert [runner["answers"] for runner in runners.silent()] == [False, False]
     assert runners.describe() == "r0 here, r1 at http://gpu-box:3003"
+
+
+def test_a_url_where_another_runner_answers_is_shown_as_the_wrong_one():
+    # RUNNER_URL__FACES copied from the CLIP runner's: r1's URL answers as "clip-runner".
+    runners = control(FakeRunner("cpu", [], service="r0"), FakeRunner("cuda", [], service="clip-runner"))
+    about = asyncio.run(runners.about())
+    assert about["runners"] == [
+        {"name": "r0", "url": None, "answers": True, "device": "cpu"},
+        {"name": "r1", "url": "http://gpu-box:3003", "answers": False, "device": None,
+         "problem": "clip-runner answers at this URL, not r1: is it the right runner's URL?"},
+    ]
+    assert about["device"] == "cpu"  # what answers there is no runner of this entry's

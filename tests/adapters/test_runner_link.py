@@ -133,6 +133,41 @@ def test_the_link_passes_each_api_call_through_to_the_dependency():
     assert asyncio.run(link.to_async.face_embed([1, 2], hint="x")) == ("face_embed", [1, 2], "x")
 
 
+
+def test_a_runner_down_is_logged_once_per_interval_not_once_per_call(caplog, monkeypatch):
+    # Every call to a runner that is down fails; /predict logs each request, the link says why
+    # once per WARN_EVERY seconds per API, then how many it left out.
+    import adapters.runner_link as runner_link
+
+    class Client:
+        async def face_embed(self, jobs):
+            raise ConnectionRefusedError("refused")
+
+        async def face_detect(self, jobs):
+            raise ConnectionRefusedError("refused")
+
+    class Dependency:
+        to_async = Client()
+
+    now = [0.0]
+    monkeypatch.setattr(runner_link.time, "monotonic", lambda: now[0])
+    link = RunnerLink(Dependency())
+
+    def fail(api: str) -> None:
+        with pytest.raises(runner_link.RunnerUnavailable):
+            asyncio.run(getattr(link.to_async, api)([1]))
+
+    for _ in range(5):
+        fail("face_embed")
+    fail("face_detect")  # another API: a line of its own
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapters.runner_link"]
+    assert len(lines) == 2 and "face_embed" in lines[0] and "face_detect" in lines[1]
+    now[0] = runner_link.WARN_EVERY
+    fail("face_embed")
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapters.runner_link"]
+    assert len(lines) == 3 and lines[2].endswith("(4 more like it in the last 10 s)")
+
+
 # --- a runner's state (busy, slow, down) as the client's 503/504 -----------------------------
 
 def test_busy_slow_and_unreachable_runners_are_declared_503_and_504():
@@ -149,12 +184,15 @@ def test_busy_slow_and_unreachable_runners_are_declared_503_and_504():
         (aiohttp.ServerDisconnectedError(), 503),
         (ConnectionRefusedError(), 503),
         (aiohttp.ConnectionTimeoutError(), 503),  # a runner elsewhere, its host off: not a slow runner
+        # Another runner at the URL (BentoML's 404 for a route it lacks): the family is not here.
+        (BentoMLException("Not Found", error_code=HTTPStatus.NOT_FOUND), 503),
         (BentoMLException("a bug", error_code=HTTPStatus.INTERNAL_SERVER_ERROR), None),
         (ValueError("a bug"), None),
     ]
     for error, status in cases:
         answer = declared("face_embed", error)
         assert (answer.status if answer is not None else None) == status, error
+    assert "is its URL that of the right runner?" in declared("face_embed", cases[6][0]).detail
 
 
 def _fake_faces(server, width: int) -> httpx.Response:

@@ -20,7 +20,19 @@ SCRIPT = """
 import json, os, sys
 import service
 deps = {name: dep.on for name, dep in service.ImmichCnMl.dependencies.items()}
+
+def media_types(runner):
+    # Each API's settled media type, and the one BentoML works out when none is set.
+    out = {}
+    for name, method in runner.apis.items():
+        spec = method.output_spec
+        settled, spec.media_type = spec.media_type, None
+        out[name] = [settled, spec.mime_type()]
+        spec.media_type = settled
+    return out
+
 print(json.dumps({
+    "media_types": {runner.name: media_types(runner) for runner in deps.values()},
     "dependencies": {name: [runner.name, sorted(runner.apis)] for name, runner in deps.items()},
     "imported": sorted({m.split(".")[0] for m in sys.modules} & {"onnxruntime", "insightface", "rapidocr", "cv2",
                                                                  "onnx", "tokenizers", "skimage", "torch", "openvino"}),
@@ -60,3 +72,16 @@ def test_importing_the_service_loads_no_model_library(tmp_path):
     assert found["imported"] == []
     # ...and it asks glibc for huge pages in the workers it starts (runners/memory.py)
     assert found["tunables"] == "glibc.malloc.hugetlb=1"
+
+
+def test_every_runner_answer_has_its_media_type_worked_out_once(tmp_path):
+    # Settled at start (runners.services.settle_media_types) to what BentoML would work out for
+    # every answer again: the same header, without generating a JSON schema per call.
+    for layout in (None, "split"):
+        described = describe(tmp_path, layout)
+        apis = {name: set(api_names) for name, api_names in described["dependencies"].values()}
+        assert set(described["media_types"]) == set(apis)
+        for runner, types in described["media_types"].items():
+            assert set(types) == apis[runner]
+            for api, (settled, worked_out) in types.items():
+                assert settled == worked_out == "application/json", (runner, api)

@@ -130,7 +130,7 @@ function renderStatus() {
 
   // Each runner service: where it runs (its URL, or started here) and whether it answers.
   document.getElementById("runner-services").textContent = (s.runners || []).map((r) =>
-    `${r.name}: ${r.url || t("localRunner")} — ${t(r.answers ? "answers" : "silent")}${r.device ? ` (${r.device})` : ""}`,
+    `${r.name}: ${r.url || t("localRunner")} — ${r.problem || t(r.answers ? "answers" : "silent")}${r.device ? ` (${r.device})` : ""}`,
   ).join(" · ") || "—";
 
   const rt = s.runtime || {};
