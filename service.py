@@ -44,7 +44,8 @@ def local_models() -> LocalModels:
 
     memory.keep_freed_memory()  # this worker's decoded images: heap-served, trimmed when idle
     service = bentoml.get_current_service()
-    runner = {family: RunnerLink(getattr(service, attribute)) for family, attribute in ATTRIBUTE_OF.items()}
+    runner = {family: RunnerLink(getattr(service, attribute), elsewhere=attribute in settings.runner_urls)
+              for family, attribute in ATTRIBUTE_OF.items()}
     table = {
         **ocr_local_models(runner["ocr"], ocr_models.available()),
         **clip_local_models(runner["clip"], clip_models.available(), settings.clip_normalize,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -27,7 +26,7 @@ from adapters.local import LocalModels
 from adapters.mt_photos import routes as mt_photos
 from adapters.overload import InFlightLimit
 from adapters.predict import Predictor
-from adapters.preload import RUNNER_WAIT, Readiness, preload
+from adapters.preload import Readiness, preload
 from adapters.routing import Router
 from adapters.runner_control import RunnerControl
 from adapters.ui import routes as ui
@@ -112,9 +111,7 @@ def create_app(
         )
         log.info("MT Photos routes: %s", app.state.mt_photos.describe())
         log.info("model runners: %s", runners.describe())
-        # A runner elsewhere may come up long after this worker: its preloads wait for it.
-        runner_wait = math.inf if settings.runner_urls else RUNNER_WAIT
-        background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness, runner_wait)),
+        background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
                       asyncio.create_task(admission.give_back_memory()),
                       asyncio.create_task(admission.fit_to_device(runners.about, settings.active_requests_on))]
         try:

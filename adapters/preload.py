@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -48,8 +49,9 @@ class Readiness:
 
 async def preload(router: Router, preloads: dict[tuple[str, str], list[str]], readiness: Readiness,
                   runner_wait: float = RUNNER_WAIT) -> None:
-    """Load every model ``preloads`` names that is served here, asking a runner that is not up
-    for up to ``runner_wait`` seconds; then mark ``readiness`` done."""
+    """Load every model ``preloads`` names that is served here, asking a runner of this server
+    that is not up for up to ``runner_wait`` seconds, and a runner elsewhere until it answers;
+    then mark ``readiness`` done."""
     try:
         for (task, type_), names in preloads.items():
             for name in names:
@@ -72,8 +74,10 @@ async def _preload_one(router: Router, entry: Entry, readiness: Readiness, runne
     load = getattr(model, "preload", None)
     if load is None:
         return
+    # The model's runner link (``adapters.runner_link.RunnerLink``) says where its runner is.
+    elsewhere = getattr(getattr(model, "runner", None), "elsewhere", False)
+    wait = math.inf if elsewhere else runner_wait
     started = time.monotonic()
-    deadline = started + runner_wait
     pause = 0.5  # doubled up to LONGEST_PAUSE: a runner down for long is not asked (nor logged) twice a second
     while True:
         try:
@@ -81,9 +85,13 @@ async def _preload_one(router: Router, entry: Entry, readiness: Readiness, runne
             log.info("preloaded %s in %.1f s", entry.describe(), time.monotonic() - started)
             return
         except NOT_UP_YET as exc:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= started + wait:
                 readiness.failed.append(f"{entry.describe()}: the runner did not come up ({type(exc).__name__}: {exc})")
                 return
+            if pause == 0.5:  # the first miss: say what is waited for (the link logs each miss too)
+                log.warning("preload %s waits for its runner %s (%s: %s)", entry.describe(),
+                            "elsewhere, until it answers" if elsewhere else f"for up to {runner_wait:g} s",
+                            type(exc).__name__, exc)
             await asyncio.sleep(pause)
             pause = min(LONGEST_PAUSE, 2 * pause)
         except Exception as exc:  # the runner answered: the model itself cannot load

@@ -10,6 +10,7 @@ from bentoml.exceptions import InternalServerError, ServiceUnavailable
 import adapters.preload as preload_module
 from adapters.preload import Readiness, preload
 from adapters.routing import Router
+from adapters.runner_link import RunnerLink
 
 
 class Model:
@@ -60,21 +61,21 @@ def test_a_runner_still_starting_is_asked_again(monkeypatch):
     assert readiness.ready and model.loads == 3
 
 
-def test_a_runner_elsewhere_is_waited_for_past_the_local_wait(monkeypatch):
-    # The local wait is over at once (a clock that jumps); with no limit, the runner that comes
-    # up after the tenth try still gets its preload.
+def test_a_runner_elsewhere_is_waited_for_past_the_local_wait(monkeypatch, caplog):
+    # The local wait is over at once (a clock that jumps): a runner of this server that is not
+    # up is given up on, while one elsewhere that comes up after the tenth try still gets its
+    # preload. Both in one layout (split, one family's runner elsewhere).
     clock = itertools.count(0, 1000)
     monkeypatch.setattr(preload_module.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(preload_module.asyncio, "sleep", _no_sleep)
     down = [ConnectionRefusedError("refused")] * 10
-    given_up = Model(down)
-    readiness = run(Router({("ocr", "detection", "m"): given_up}, {}), {("ocr", "detection"): ["m"]})
-    assert not readiness.ready and given_up.loads == 1
-    waited = Model(down)
-    readiness = Readiness()
-    asyncio.run(preload(Router({("ocr", "detection", "m"): waited}, {}), {("ocr", "detection"): ["m"]}, readiness,
-                        runner_wait=float("inf")))
-    assert readiness.ready and waited.loads == 11
+    here, elsewhere = Model(down), Model(down)
+    here.runner, elsewhere.runner = RunnerLink(None), RunnerLink(None, elsewhere=True)
+    router = Router({("ocr", "detection", "m"): here, ("clip", "visual", "c"): elsewhere}, {})
+    readiness = run(router, {("ocr", "detection"): ["m"], ("clip", "visual"): ["c"]})
+    assert here.loads == 1 and elsewhere.loads == 11
+    assert not readiness.ready and len(readiness.failed) == 1 and "ocr" in readiness.failed[0]
+    assert "waits for its runner elsewhere, until it answers" in caplog.text
 
 
 def test_a_model_that_fails_to_load_keeps_the_service_unready(caplog):
