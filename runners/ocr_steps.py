@@ -63,7 +63,10 @@ def find_lines(probability: np.ndarray, image: np.ndarray, min_score: float) -> 
         thresh=0.3, box_thresh=min_score, max_candidates=1000, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
     )
     height, width = image.shape[:2]
-    probability = np.nan_to_num(probability, nan=0.0, posinf=1.0, neginf=0.0)  # a broken pass reads nothing
+    # A broken pass reads nothing. A finite sum proves every value finite (a NaN or an infinity
+    # makes the sum one too), in a fifth of nan_to_num's time on a 992x736 map.
+    if not np.isfinite(probability.sum()):
+        probability = np.nan_to_num(probability, nan=0.0, posinf=1.0, neginf=0.0)
     boxes, scores = post(probability[None, None], (height, width))
     if len(boxes) == 0:
         return Lines.none(image)

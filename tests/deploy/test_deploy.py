@@ -113,12 +113,14 @@ def test_split_compose_runs_each_family_in_a_container_of_the_one_image():
     assert {service["image"] for service in services.values()} == {"${IMMICH_CN_ML_IMAGE:-immich-cn-ml:latest}"}
     assert entry["environment"]["IMMICH_CN_ML_RUNNERS"] == "split"
     assert "model-cache:/cache" in entry["volumes"]
+    assert entry["networks"] == ["default", "runners"] and split["networks"]["runners"] == {"internal": True}
     for name, target in RUNNER_TARGETS.items():
         runner = services[name]
         assert entry["environment"][URL_SETTING[name]] == f"http://{name}:3003"
         assert runner["command"] == ["bentoml", "serve", target, "--port", "3003"]
         assert runner["volumes"] == ["model-cache:/cache:ro"]  # the same path as the entry's, read-only
         assert "ports" not in runner, "a runner takes pickled calls: never published"
+        assert runner["networks"] == ["runners"], "only the entry shares a network with a runner"
         assert "/readyz" in runner["healthcheck"]["test"][-1] and runner["restart"] == "always"
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from runners.ocr_steps import (
@@ -94,6 +95,22 @@ def test_nan_probabilities_find_nothing():
     probability = np.full((64, 64), np.nan, np.float32)
     lines = find_lines(probability, np.zeros((64, 64, 3), np.uint8), 0.5)
     assert len(lines.boxes) == 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 3e38])
+def test_a_map_with_broken_values_reads_as_if_they_were_cleaned(bad):
+    # A NaN reads 0, +inf 1, -inf 0 (nan_to_num); a huge finite value (the float32 sum overflows)
+    # stays as it is. Either way the same lines as from the cleaned map.
+    probability = np.zeros((64, 128), np.float32)
+    probability[20:40, 10:110] = 0.9
+    probability[30, 60] = bad  # inside the line
+    probability[5, 5] = bad  # outside it
+    image = np.zeros((64, 128, 3), np.uint8)
+    found = find_lines(probability, image, 0.5)
+    cleaned = find_lines(np.nan_to_num(probability, nan=0.0, posinf=1.0, neginf=0.0), image, 0.5)
+    assert len(found.boxes) >= 1
+    np.testing.assert_array_equal(found.boxes, cleaned.boxes)
+    np.testing.assert_array_equal(found.scores, cleaned.scores)
 
 
 def test_empty_crop_becomes_a_blank_line():
