@@ -11,6 +11,10 @@ Every runner API is a pure function of its arguments (embeddings, detections, a 
 a call is simply sent again, once, on a fresh connection. Errors of any other kind, and a
 runner that cannot be reached at all, still fail the call at once: a runner that is busy, down
 or slow as a ``RequestError`` of 503 or 504 (``declared``), anything else as it was raised.
+
+Such a drop comes at once: the runner closed the connection before the call was sent. A drop
+that comes later is a runner that went down while working on the call, maybe because of it (out
+of memory on a huge image): that call is not sent again, lest it take the runner down twice.
 """
 
 from __future__ import annotations
@@ -38,12 +42,24 @@ def _dropped_before_answer(error: BaseException) -> bool:
     return isinstance(error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
 
 
+#: Seconds within which a dropped call counts as sent on a connection the runner had closed
+#: already (the drop is then noticed in milliseconds, a busy event loop's delay allowed for).
+STALE_WITHIN = 1.0
+
+
 async def sent_again_if_dropped(name: str, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-    """``await call(*args, **kwargs)``, made a second time if the connection dropped under it."""
+    """``await call(*args, **kwargs)``, made a second time if the connection dropped under it at
+    once (``STALE_WITHIN``)."""
+    started = time.monotonic()
     try:
         return await call(*args, **kwargs)
     except Exception as error:
         if not _dropped_before_answer(error):
+            raise
+        seconds = time.monotonic() - started
+        if seconds >= STALE_WITHIN:
+            log.warning("runner call %s: the runner went away %.1f s into it (%s); not sent again", name, seconds,
+                        error or type(error).__name__)
             raise
         log.info("runner call %s: connection closed under it (%s); sending it again", name, error or type(error).__name__)
         return await call(*args, **kwargs)

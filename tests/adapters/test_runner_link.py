@@ -20,10 +20,10 @@ from adapters.runner_link import RunnerLink, sent_again_if_dropped
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
 
-async def _runner_that_drops(drops: int) -> tuple[asyncio.base_events.Server, list[bytes]]:
+async def _runner_that_drops(drops: int, after: float = 0.0) -> tuple[asyncio.base_events.Server, list[bytes]]:
     """A server that reads each request and closes the connection without an answer for the
     first ``drops`` requests (what a runner closing an idle kept-alive connection looks like to
-    the caller), then answers."""
+    the caller; ``after`` seconds: a runner that dies while working on the call), then answers."""
     seen: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -32,6 +32,7 @@ async def _runner_that_drops(drops: int) -> tuple[asyncio.base_events.Server, li
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
             seen.append(await reader.readexactly(length))
             if len(seen) <= drops:
+                await asyncio.sleep(after)
                 writer.close()
                 return
             writer.write(ANSWER)
@@ -83,6 +84,25 @@ def test_a_call_dropped_twice_fails_with_the_drop():
                 await sent_again_if_dropped("clip_text", _post(session, url), b"tokens")
             finally:
                 assert len(seen) == 2
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        asyncio.run(main())
+
+
+def test_a_call_the_runner_died_working_on_is_not_sent_again(monkeypatch):
+    # Maybe the call killed it (out of memory on a huge image): a second try would kill it again.
+    import adapters.runner_link as runner_link
+
+    monkeypatch.setattr(runner_link, "STALE_WITHIN", 0.2)
+
+    async def main():
+        server, seen = await _runner_that_drops(1, after=0.3)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/face_embed"
+        async with server, aiohttp.ClientSession() as session:
+            try:
+                await sent_again_if_dropped("face_embed", _post(session, url), b"faces")
+            finally:
+                assert seen == [b"faces"]
 
     with pytest.raises(aiohttp.ServerDisconnectedError):
         asyncio.run(main())
