@@ -113,7 +113,7 @@ def create_app(
         log.info("model runners: %s", runners.describe())
         background = [asyncio.create_task(preload(router, settings.preloads, app.state.readiness)),
                       asyncio.create_task(admission.give_back_memory()),
-                      asyncio.create_task(admission.fit_to_device(runners.about, settings.active_requests_on))]
+                      asyncio.create_task(admission.follow_device(runners.about, settings.active_requests_on))]
         try:
             yield
         finally:

@@ -48,15 +48,52 @@ def test_a_raised_limit_lets_more_work_at_once_at_once():
         tasks = [asyncio.create_task(request()) for _ in range(8)]
         await asyncio.sleep(0.01)
         assert inside == 2  # the others wait
-        admission.raise_limit(5)
+        await admission.set_limit(5)
         await asyncio.sleep(0.01)
         assert inside == 5 and admission.limit == 5  # three waiting ones went in
-        admission.raise_limit(3)  # never lowered
+        await admission.set_limit(3)  # lower: none of the five is stopped, none of the three waiting goes in
+        await asyncio.sleep(0.01)
+        assert inside == 5 and admission.limit == 3
         release.set()
         await asyncio.gather(*tasks)
         return most
 
     assert asyncio.run(main()) == 5
+
+
+def test_a_lower_limit_holds_once_the_requests_over_it_finish():
+    async def main() -> list[int]:
+        admission = Admission(4)
+        inside, seen = 0, []
+        gates = [asyncio.Event() for _ in range(10)]
+
+        async def request(gate: asyncio.Event) -> None:
+            nonlocal inside
+            async with admission.slot():
+                inside += 1
+                seen.append(inside)
+                await gate.wait()
+                inside -= 1
+
+        tasks = [asyncio.create_task(request(gate)) for gate in gates]
+        await asyncio.sleep(0.01)
+        assert inside == 4
+        await admission.set_limit(2)
+        for gate in gates:  # one request finishes at a time
+            gate.set()
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        await admission.set_limit(1)  # lower while idle: the free slots go at once
+        async with admission.slot():
+            assert admission._slots.locked()
+        await admission.set_limit(6)  # and up again
+        async with admission.slot(), admission.slot(), admission.slot(), admission.slot(), admission.slot():
+            async with admission.slot():
+                assert admission.active == 6 and admission._slots.locked()
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[:4] == [1, 2, 3, 4] and max(seen[4:]) <= 2
 
 
 def test_the_limit_fits_the_runners_device_once_they_answer():
@@ -88,6 +125,37 @@ def test_the_limit_fits_the_runners_device_once_they_answer():
     # A CPU runner answering first does not settle it while another (a GPU box) is silent.
     assert fitted([about("cpu", True, False), about("cpu", True, False), about("cuda", True, True)]) == ("cuda", 32, 3)
     assert fitted([about("cpu", True, False), about("cpu", True, True)]) == ("cpu", 2, 2)
+
+
+def test_the_limit_follows_a_runner_that_moves_to_another_device():
+    # A GPU variant rolled out for a runner elsewhere, then rolled back.
+    def about(device: str, *answers: bool) -> dict:
+        return {"device": device, "runners": [{"answers": answer} for answer in answers]}
+
+    async def main() -> list[int]:
+        answers = [about("cpu", True, True), about("cuda", True, True), ConnectionError("all down"),
+                   about("cpu", True, False),  # the GPU runner silent for a while: no move yet
+                   about("cpu", True, True)]
+        limits, done = [], asyncio.Event()
+        admission = Admission(2)
+
+        async def ask() -> dict:
+            limits.append(admission.limit)
+            if not answers:
+                done.set()
+                await asyncio.Event().wait()
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        follower = asyncio.create_task(admission.follow_device(
+            ask, lambda device: 32 if device == "cuda" else 2, every=0.001, longest=0.001))
+        await done.wait()
+        follower.cancel()
+        return limits
+
+    assert asyncio.run(main()) == [2, 2, 32, 32, 32, 2]
 
 
 def test_memory_is_trimmed_each_second_in_which_requests_finished(monkeypatch):
