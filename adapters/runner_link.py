@@ -120,23 +120,72 @@ class _Warnings:
         self._last[key] = (now, 0)
 
 
+#: A runner elsewhere that could not be reached is not called again for this many seconds: its
+#: calls fail at once (503). Its host being off cost each call the 5 s connect timeout, inside
+#: one of the entry's admission slots, which every family shares: two face jobs at a time kept
+#: a 2-core entry's CLIP requests waiting. After that, one call at a time finds out whether it
+#: is back, the others failing at once until one gets through.
+UNREACHABLE_FOR = 5.0
+
+
+class _Reachability:
+    """Whether a runner elsewhere is taken for unreachable, and the one call that tries it."""
+
+    def __init__(self) -> None:
+        self._failure: RequestError | None = None  # the last unreachable call's answer; None: reachable
+        self._until = -math.inf
+        self._trying = False
+
+    def refusal(self) -> RunnerUnavailable | None:
+        """The answer for a call now if it must not go ahead; None when it goes (when the runner
+        was unreachable, it is the one trial, and must end with ``settle``)."""
+        if self._failure is None:
+            return None
+        now = time.monotonic()
+        if now < self._until or self._trying:
+            wait = max(0.0, self._until - now)
+            return RunnerUnavailable(f"{self._failure.detail}; not called again for {wait:.0f} s" if wait >= 0.5
+                                     else f"{self._failure.detail}; another call is finding out whether it is back")
+        self._trying = True
+        return None
+
+    def settle(self, unreachable: RequestError | None) -> None:
+        """How a call that went ahead ended: unreachable (its answer), or anything else (None:
+        the runner answered, whatever it said)."""
+        self._trying = False
+        self._failure = unreachable
+        if unreachable is not None:
+            self._until = time.monotonic() + UNREACHABLE_FOR
+
+
 class _Calls:
-    def __init__(self, client: Any, warn: _Warnings) -> None:
+    def __init__(self, client: Any, warn: _Warnings, reachability: _Reachability | None) -> None:
         self._client = client
         self._warn = warn
+        self._reachability = reachability
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         call = getattr(self._client, name)
+        reachability = self._reachability
 
         async def once_more_if_dropped(*args: Any, **kwargs: Any) -> Any:
+            refused = reachability.refusal() if reachability is not None else None
+            if refused is not None:
+                raise refused
+            unreachable: RequestError | None = None
             try:
                 return await sent_again_if_dropped(name, call, *args, **kwargs)
             except Exception as error:
                 answer = declared(name, error)
                 if answer is None:
                     raise
+                if isinstance(error, (aiohttp.ClientConnectionError, ConnectionError)) and answer.status == 503:
+                    unreachable = answer
                 self._warn(name, answer)
                 raise answer from error
+            finally:  # also when the call is cancelled: the next one may try
+                if reachability is not None:
+                    reachability.settle(unreachable)
 
         return once_more_if_dropped
 
@@ -145,13 +194,15 @@ class RunnerLink:
     """A runner dependency (``bentoml.depends``) whose ``to_async`` API calls are sent again
     once when the connection drops under them; what the adapters hold as their runner.
     ``elsewhere``: the runner is served at a URL (``config.remote_runners``), not a child of this
-    server."""
+    server; one that cannot be reached is not called for ``UNREACHABLE_FOR`` seconds."""
 
     def __init__(self, dependency: Any, elsewhere: bool = False) -> None:
         self._dependency = dependency
         self.elsewhere = elsewhere
         self._warnings = _Warnings()
+        # A runner of this server is reached over a local socket: one that is down refuses at once.
+        self._reachability = _Reachability() if elsewhere else None
 
     @property
     def to_async(self) -> _Calls:
-        return _Calls(self._dependency.to_async, self._warnings)
+        return _Calls(self._dependency.to_async, self._warnings, self._reachability)

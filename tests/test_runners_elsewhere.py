@@ -11,14 +11,17 @@ naming each runner's URL (``IMMICH_CN_ML_RUNNER_URL__<FAMILY>``).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
 import pytest
 
 from bench.soak import Request, mix
+from bench.vanish import gone, iptables_usable
 from tests.conftest import LIMITS
 from tests.support.bento_server import BentoServer
+from tests.support.ports import free_port
 
 #: The runner service each family's URL names, as `bentoml serve` targets.
 TARGETS = {"clip": "runners.services:ClipRunner", "faces": "runners.services:FaceRunner",
@@ -144,3 +147,38 @@ def test_a_url_where_another_runner_answers_costs_only_its_family_and_says_so(ho
         assert shown["clip-runner"]["answers"] is True and "problem" not in shown["clip-runner"]
     finally:
         entry.stop()
+
+
+@pytest.mark.skipif(not iptables_usable(), reason="needs root and a working iptables to switch a host off")
+def test_a_runner_host_that_is_off_does_not_hold_the_other_families_up(hosts, mt_home):
+    # The faces URL names a host that is off: no connection is refused, none is made. The first
+    # face request finds out in the 5 s connect timeout; the next ones are answered 503 at once,
+    # so they do not sit in the admission slots every family shares while CLIP waits behind them.
+    _, runners = hosts
+    off = free_port()
+    urls = {"clip": runners["clip"].url, "faces": f"http://127.0.0.1:{off}", "ocr": runners["ocr"].url}
+    env = {**LIMITS, "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
+           "IMMICH_CN_ML_MAX_ACTIVE_REQUESTS": "2",
+           **{f"IMMICH_CN_ML_RUNNER_URL__{family.upper()}": url for family, url in urls.items()}}
+    requests = {request.kind: request for request in immich_requests()}
+    with gone(off):
+        entry = BentoServer(".", mt_home, env).start()
+        try:
+            started = time.monotonic()
+            assert post(entry.url, requests["faces"]).status_code == 503
+            assert time.monotonic() - started < 10  # the connect timeout, not the request timeout
+
+            def timed(kind: str) -> tuple[int, float]:
+                started = time.monotonic()
+                return post(entry.url, requests[kind]).status_code, time.monotonic() - started
+
+            with ThreadPoolExecutor(3) as pool:  # two face jobs and a CLIP job at once, as Immich runs them
+                faces = [pool.submit(timed, "faces") for _ in range(2)]
+                clip = pool.submit(timed, "clip image")
+                for face in faces:
+                    status, seconds = face.result()
+                    assert status == 503 and seconds < 2, (status, seconds)
+                status, seconds = clip.result()
+                assert status == 200 and seconds < 4, (status, seconds)
+        finally:
+            entry.stop()

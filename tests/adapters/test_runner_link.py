@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.support import multipart
 
-from adapters.runner_link import RunnerLink, sent_again_if_dropped
+from adapters.runner_link import RunnerLink, RunnerUnavailable, sent_again_if_dropped
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -186,6 +186,84 @@ def test_a_runner_down_is_logged_once_per_interval_not_once_per_call(caplog, mon
     fail("face_embed")
     lines = [r.getMessage() for r in caplog.records if r.name == "adapters.runner_link"]
     assert len(lines) == 3 and lines[2].endswith("(4 more like it in the last 10 s)")
+
+
+
+def test_a_runner_elsewhere_that_cannot_be_reached_is_not_called_for_a_while(monkeypatch):
+    # Its host off, each call would wait the connect timeout inside an admission slot that every
+    # family shares: after one such call, the others fail at once; then one call at a time tries.
+    import adapters.runner_link as runner_link
+
+    now = [0.0]
+    monkeypatch.setattr(runner_link.time, "monotonic", lambda: now[0])
+    sent, gate, host_on = [], asyncio.Event(), [False]
+
+    class Client:
+        async def face_detect(self, jobs):
+            sent.append(jobs)
+            await gate.wait()
+            if not host_on[0]:
+                raise aiohttp.ConnectionTimeoutError("no connection in time")
+            return ["faces"]
+
+    class Dependency:
+        to_async = Client()
+
+    async def main() -> None:
+        link = RunnerLink(Dependency(), elsewhere=True)
+        call = link.to_async.face_detect
+        gate.set()
+        with pytest.raises(runner_link.RunnerUnavailable):
+            await call(1)
+        assert len(sent) == 1
+        with pytest.raises(runner_link.RunnerUnavailable, match="not called again for 5 s"):
+            await call(2)  # at once, nothing sent
+        assert len(sent) == 1
+        now[0] = runner_link.UNREACHABLE_FOR
+        gate.clear()
+        trial = asyncio.create_task(call(3))  # the one that finds out
+        await asyncio.sleep(0)
+        with pytest.raises(runner_link.RunnerUnavailable, match="another call is finding out"):
+            await call(4)
+        host_on[0] = True  # back meanwhile
+        gate.set()
+        assert await trial == ["faces"] and len(sent) == 2
+        assert await call(5) == ["faces"] and len(sent) == 3  # reachable again: every call goes
+
+        # A trial that is cancelled (its client went away) leaves the next call to try.
+        host_on[0] = False
+        with pytest.raises(runner_link.RunnerUnavailable):
+            await call(6)
+        now[0] += runner_link.UNREACHABLE_FOR
+        gate.clear()
+        trial = asyncio.create_task(call(7))
+        await asyncio.sleep(0)
+        trial.cancel()
+        await asyncio.gather(trial, return_exceptions=True)
+        host_on[0] = True
+        gate.set()
+        assert await call(8) == ["faces"]
+
+    asyncio.run(main())
+
+
+def test_a_runner_of_this_server_is_called_every_time():
+    # A local socket refuses at once: nothing to spare, and a restarted runner is used at once.
+    sent = []
+
+    class Client:
+        async def face_detect(self, jobs):
+            sent.append(jobs)
+            raise ConnectionRefusedError("refused")
+
+    class Dependency:
+        to_async = Client()
+
+    link = RunnerLink(Dependency())
+    for jobs in range(3):
+        with pytest.raises(RunnerUnavailable):
+            asyncio.run(link.to_async.face_detect(jobs))
+    assert sent == [0, 1, 2]
 
 
 # --- a runner's state (busy, slow, down) as the client's 503/504 -----------------------------

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from bench.vanish import iptables_usable
 from tests.support.bento_server import ROOT
 
 
-def _iptables_usable() -> bool:
-    if shutil.which("iptables") is None or os.geteuid() != 0:
-        return False
-    return subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not _iptables_usable(), reason="needs root and a working iptables to make a host vanish")
+@pytest.mark.skipif(not iptables_usable(), reason="needs root and a working iptables to make a host vanish")
 def test_a_vanished_runner_host_is_a_503_long_before_the_request_timeout():
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMMICH_CN_ML_")}
     run = subprocess.run([sys.executable, "-m", "bench.vanish", "--request-timeout", "120"], cwd=ROOT, env=env,
