@@ -66,6 +66,9 @@ class _RunnerAt(Dependency[Any]):
             return self._resolved
         proxy = RemoteProxy(self.url, service=self.on, media_type=PICKLE)
         manager = proxy.to_async._session_manager
+        # BentoML's client sends BENTO_CLOUD_API_KEY, when set, as a bearer token to every URL:
+        # no business of a runner on some LAN host, over plain http maybe.
+        manager._headers = {name: value for name, value in manager._headers.items() if name.lower() != "authorization"}
         manager._timeout = aiohttp.ClientTimeout(total=manager._timeout.total, sock_connect=CONNECT_TIMEOUT)
         manager._make_client = functools.partial(_client, manager)
         return proxy.as_service()

@@ -21,11 +21,13 @@ def test_a_runner_at_a_url_is_called_with_bentoml_pickle_and_a_short_connect_tim
     # As the entry worker resolves it: the service's configuration in place, the layout's settings.
     script = ("import json, service; s = service.ImmichCnMl; s.inject_config(); "
               "c = s.dependencies['clip'].get().to_async; t = c._session_manager._timeout; "
-              "print(json.dumps([c.media_type, t.sock_connect, t.total, sorted(c.endpoints)]))")
-    media_type, connect, total, endpoints = _run(script, {
+              "print(json.dumps([c.media_type, t.sock_connect, t.total, sorted(c.endpoints), "
+              "sorted(c._session_manager._headers)]))")
+    media_type, connect, total, endpoints, headers = _run(script, {
         "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_RUNNER_URL__CLIP": "http://127.0.0.1:9",
-        "IMMICH_CN_ML_REQUEST_TIMEOUT": "700"})
+        "IMMICH_CN_ML_REQUEST_TIMEOUT": "700", "BENTO_CLOUD_API_KEY": "cloud-secret"})
     assert (media_type, connect) == (PICKLE, CONNECT_TIMEOUT)
+    assert "Authorization" not in headers  # a BentoCloud key is no business of a runner on the LAN
     assert total == pytest.approx(700 * 1.01)  # the runner's own traffic timeout, as BentoML's clients take it
     assert {"clip_image", "clip_text", "about", "load", "unload_idle"} <= set(endpoints)
 
@@ -38,9 +40,11 @@ import asyncio, json, os, socket, service
 s = service.ImmichCnMl; s.inject_config()
 client = s.dependencies["clip"].get().to_async
 
+heads = []
+
 async def main():
     async def answer(reader, writer):
-        await reader.readuntil(b"\\r\\n\\r\\n")
+        heads.append(await reader.readuntil(b"\\r\\n\\r\\n"))
         writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\n")
         await writer.drain()
         await asyncio.sleep(0.3)  # the body later: the client holds the connection meanwhile
@@ -52,7 +56,8 @@ async def main():
         sock = response.connection.transport.get_extra_info("socket")
         tcp = [sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))
                for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")]
-        print(json.dumps([await response.text(), sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), tcp]))
+        print(json.dumps([await response.text(), sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), tcp,
+                          b"authorization" in heads[0].lower()]))
     await session.close()
     server.close()
 
@@ -65,10 +70,11 @@ def test_connections_to_a_runner_elsewhere_notice_a_host_that_vanished():
     # Keep-alive probes after 5 s of silence: a call on a connection to a host that lost power
     # fails in about 11 s (503), not after the whole request timeout.
     port = free_port()
-    answer, keepalive, tcp = _run(KEEPALIVE_SCRIPT, {
+    answer, keepalive, tcp, authorization = _run(KEEPALIVE_SCRIPT, {
         "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_RUNNER_URL__CLIP": f"http://127.0.0.1:{port}",
-        "PORT_FOR_TEST": str(port)})
+        "PORT_FOR_TEST": str(port), "BENTO_CLOUD_API_KEY": "cloud-secret"})
     assert answer == "ok" and keepalive == 1
+    assert not authorization  # no BentoCloud key sent to a runner
     assert tcp == [KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, UNACKNOWLEDGED_MS]
     assert KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES < 20  # well inside Immich's patience
 
