@@ -19,6 +19,7 @@ from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, runner_results
 from adapters.vectors import vector_string
 from runners.clip_steps import Tokenizer, image_pixels
+from runners.models import store
 from runners.models.clip import ClipFiles
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 class ClipVisual:
     def __init__(self, runner: Any, files: ClipFiles, normalize: bool, reduced_decoding: bool = False) -> None:
         self.runner, self.files, self.normalize = runner, files, normalize
+        self.job = store.reference(files.folder)  # how runner jobs name the model
         #: The side an image for this tower may be decoded down to (``adapters.images.load_pixels``).
         self.reduce_to = files.image_size if reduced_decoding else None
 
@@ -38,16 +40,17 @@ class ClipVisual:
     async def features(self, image: Image.Image) -> np.ndarray:
         """The image tower's output for ``image``, as cn-clip's ``encode_image`` gives it."""
         pixels = await to_thread(image_pixels, image, self.files.image_size, self.files.resize)
-        [features] = runner_results(await self.runner.to_async.clip_image([(str(self.files.folder), pixels)]))
+        [features] = runner_results(await self.runner.to_async.clip_image([(self.job, pixels)]))
         return features
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["clip_image", str(self.files.folder)]])
+        await self.runner.to_async.load(models=[["clip_image", self.job]])
 
 
 class ClipTextual:
     def __init__(self, runner: Any, files: ClipFiles, normalize: bool) -> None:
         self.runner, self.files, self.normalize = runner, files, normalize
+        self.job = store.reference(files.folder)  # how runner jobs name the model
         self.tokenizer = Tokenizer(files.vocab)
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> str:
@@ -58,11 +61,11 @@ class ClipTextual:
     async def features(self, text: str) -> np.ndarray:
         """The text tower's output for ``text``, as cn-clip's ``encode_text`` gives it."""
         tokens = await asyncio.to_thread(self.tokenizer, text)  # long texts take a while
-        [features] = runner_results(await self.runner.to_async.clip_text([(str(self.files.folder), tokens)]))
+        [features] = runner_results(await self.runner.to_async.clip_text([(self.job, tokens)]))
         return features
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["clip_text", str(self.files.folder)]])
+        await self.runner.to_async.load(models=[["clip_text", self.job]])
 
 
 def clip_local_models(runner: Any, models: list[ClipFiles], normalize: bool, reduced_decoding: bool = False) -> LocalModels:

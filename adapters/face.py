@@ -26,6 +26,7 @@ from adapters.local import Inputs, LocalModels, runner_results
 from adapters.vectors import vector_string
 from runners import face_steps
 from runners.face_steps import Faces
+from runners.models import store
 from runners.models.face import FaceFiles
 from runners.pixels import flatten, to_bgr
 
@@ -44,12 +45,13 @@ class FaceDetection:
     def __init__(self, runner: Any, files: FaceFiles, max_faces: int = MAX_FACES) -> None:
         self.runner = runner
         self.max_faces = max_faces
-        self.path = str(files.detector)  # the file, as the runner loads it
+        self.path = str(files.detector)  # the file
+        self.job = store.reference(files.detector)  # how runner jobs name it
         self.model = face_steps.detector(files.io("detector"), self._forward)
 
     def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
         # On a pool thread, inside insightface's detect(): one image, (1, 3, H, W).
-        [outputs] = runner_results(wait_for(self.runner.to_async.face_detect([(self.path, blob[0])])))
+        [outputs] = runner_results(wait_for(self.runner.to_async.face_detect([(self.job, blob[0])])))
         return outputs
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Faces:
@@ -69,18 +71,19 @@ class FaceDetection:
         return Faces(faces.image, faces.boxes[: self.max_faces], faces.landmarks[: self.max_faces])
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["face_detect", self.path]])
+        await self.runner.to_async.load(models=[["face_detect", self.job]])
 
 
 class FaceRecognition:
     def __init__(self, runner: Any, files: FaceFiles) -> None:
         self.runner = runner
         self.path = str(files.recognizer)
+        self.job = store.reference(files.recognizer)
         self.model = face_steps.recognizer(files.recognizer, files.io("recognizer"), self._forward)
 
     def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
         # On a pool thread, inside insightface's get_feat(): every face of one image, (N, 3, 112, 112).
-        embeddings = runner_results(wait_for(self.runner.to_async.face_embed([(self.path, crop) for crop in blob])))
+        embeddings = runner_results(wait_for(self.runner.to_async.face_embed([(self.job, crop) for crop in blob])))
         return [np.stack(embeddings)]
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Faces) -> list[dict[str, Any]]:
@@ -95,7 +98,7 @@ class FaceRecognition:
         return await in_thread(_POOL, face_steps.embed_faces, self.model, faces)
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["face_embed", self.path]])
+        await self.runner.to_async.load(models=[["face_embed", self.job]])
 
 
 def face_local_models(runner: Any, packs: list[FaceFiles], max_faces: int = MAX_FACES) -> LocalModels:

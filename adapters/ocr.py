@@ -11,6 +11,7 @@ The seed fork's older request names only ``recognition``; it then gets the older
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -20,6 +21,7 @@ from adapters import shown
 from adapters.aio import to_thread
 from adapters.errors import RequestError
 from adapters.local import Inputs, LocalModels, TaskOutput, runner_results
+from runners.models import store
 from runners.models.ocr import OcrFiles
 from runners.ocr_steps import (
     Decoder, Lines, detector_input, find_lines, line_crops, recogniser_input,
@@ -36,7 +38,8 @@ LEGACY_MIN_SCORE = 0.5  # rapidocr's own text_score, which the fork's gateway ap
 class OcrDetection:
     def __init__(self, runner: Any, detector: str) -> None:
         self.runner = runner
-        self.detector = detector  # the file, as the runner loads it
+        self.detector = detector  # the file
+        self.job = store.reference(Path(detector))  # how runner jobs name it
 
     async def predict(self, inputs: Inputs, options: Mapping[str, Any], previous: Any) -> Lines:
         if inputs.image is None:
@@ -46,17 +49,18 @@ class OcrDetection:
         bgr, tensor = await to_thread(_prepare, inputs.image, max_resolution)
         if tensor is None:
             return Lines.none(bgr)
-        [probability] = runner_results(await self.runner.to_async.ocr_detect([(self.detector, tensor)]))
+        [probability] = runner_results(await self.runner.to_async.ocr_detect([(self.job, tensor)]))
         return await to_thread(find_lines, probability, bgr, min_score)
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["ocr_detect", self.detector]])
+        await self.runner.to_async.load(models=[["ocr_detect", self.job]])
 
 
 class OcrRecognition:
     def __init__(self, runner: Any, recogniser: str, decoder: Decoder, detection: OcrDetection) -> None:
         self.runner = runner
-        self.recogniser = recogniser  # the file, as the runner loads it
+        self.recogniser = recogniser  # the file
+        self.job = store.reference(Path(recogniser))  # how runner jobs name it
         self.decoder = decoder
         self.detection = detection
 
@@ -74,7 +78,7 @@ class OcrRecognition:
         scores = np.zeros(0, np.float32)
         if len(lines.boxes):
             tensors = await to_thread(lambda: [recogniser_input(c) for c in line_crops(lines)])
-            outputs = runner_results(await self.runner.to_async.ocr_recognize([(self.recogniser, t) for t in tensors]))
+            outputs = runner_results(await self.runner.to_async.ocr_recognize([(self.job, t) for t in tensors]))
             decoded = [self.decoder(out[:, 0].astype(np.int64), out[:, 1]) for out in outputs]
             texts = [text for text, _ in decoded]
             scores = np.nan_to_num(np.array([score for _, score in decoded], np.float32), nan=0.0)
@@ -84,7 +88,7 @@ class OcrRecognition:
         return kept, [text for text, ok in zip(texts, keep) if ok], scores[keep]
 
     async def preload(self) -> None:
-        await self.runner.to_async.load(models=[["ocr_recognize", self.recogniser]])
+        await self.runner.to_async.load(models=[["ocr_recognize", self.job]])
 
 
 def ocr_local_models(runner: Any, models: list[OcrFiles]) -> LocalModels:

@@ -19,6 +19,7 @@ import numpy as np
 from config.settings import get_settings
 from runners.batching import run_grouped
 from runners.models import clip as clip_models
+from runners.models import store
 from runners.sessions import Sessions
 
 settings = get_settings()
@@ -50,8 +51,9 @@ class ClipModels:
 
     def path(self, kind: str, folder: str) -> Path:
         """The tower file a job of ``kind`` ("image" or "text") on the model ``folder`` runs."""
-        # Jobs name the model's folder (one stored version, resolved by the entry service).
-        return clip_models.tower_path(Path(folder), PARTS[kind], self._fp16)
+        # Jobs name the model's folder (one stored version, resolved by the entry service), by
+        # its place in the stores (``store.reference``): found here in this runner's own.
+        return clip_models.tower_path(store.resolve(folder), PARTS[kind], self._fp16)
 
     def encode(self, kind: str, jobs: list[Any]) -> list[Any]:
         # Search queries take turns apart from the library's images: a query typed during a

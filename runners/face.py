@@ -20,6 +20,7 @@ import numpy as np
 
 from config.settings import get_settings
 from runners.batching import run_grouped, unstack
+from runners.models import store
 from runners.sessions import Sessions
 
 settings = get_settings()
@@ -31,12 +32,12 @@ class FaceModels:
 
     @staticmethod
     def path(kind: str, model: str) -> Path:
-        return Path(model)  # jobs name the detector's or recogniser's file itself
+        return store.resolve(model)  # jobs name the detector's or recogniser's file (``store.reference``)
 
     def _passes(self, path: str, batch: np.ndarray, api: str) -> list[list[np.ndarray]]:
         """Every output of the model for each item of ``batch``, shaped as a pass over that item
         alone gives them."""
-        model = Path(path)
+        model = store.resolve(path)
         if self._sessions.takes_batches(model, api):
             return unstack(self._sessions.run_all(model, batch, "faces", api), len(batch))
         return [self._sessions.run_all(model, item[None], "faces", api) for item in batch]

@@ -17,6 +17,7 @@ import numpy as np
 
 from config.settings import get_settings
 from runners.batching import run_grouped
+from runners.models import store
 from runners.sessions import Sessions
 
 settings = get_settings()
@@ -39,17 +40,17 @@ class OcrModels:
 
     @staticmethod
     def path(kind: str, model: str) -> Path:
-        return Path(model)  # jobs name the detector's or recogniser's file itself
+        return store.resolve(model)  # jobs name the detector's or recogniser's file (``store.reference``)
 
     def detect(self, jobs: list[Any]) -> list[Any]:
         def forward(path: str, batch: np.ndarray) -> np.ndarray:
-            return self._sessions.run(Path(path), detector_tensor(batch), "ocr", "ocr_detect")[:, 0]
+            return self._sessions.run(self.path("det", path), detector_tensor(batch), "ocr", "ocr_detect")[:, 0]
 
         return run_grouped(jobs, forward, self._max_items)
 
     def recognize(self, jobs: list[Any]) -> list[Any]:
         def forward(path: str, batch: np.ndarray) -> np.ndarray:
-            logits = self._sessions.run(Path(path), batch, "ocr", "ocr_recognize")
+            logits = self._sessions.run(self.path("rec", path), batch, "ocr", "ocr_recognize")
             return np.stack([logits.argmax(axis=2).astype(np.float32), logits.max(axis=2)], axis=2)
 
         return run_grouped(jobs, forward, self._max_items)

@@ -98,11 +98,12 @@ class _Runner:
 
     @bentoml.api
     def load(self, models: list[list[str]]) -> list[str]:
-        """Load the files that jobs ``[api, model]`` run (preloading); the files loaded."""
+        """Load the files that jobs ``[api, model]`` run (preloading); the files loaded, as jobs
+        name them (``store.reference``)."""
         paths = [(self._path(api, model), api) for api, model in models]
         for path, api in paths:
             self.sessions.load(path, api)
-        return [str(path) for path, _ in paths]
+        return [store.reference(path) for path, _ in paths]
 
     # The two APIs below are async: they run on the worker's event loop, never waiting for one
     # of the threads that forward passes hold.
@@ -112,8 +113,9 @@ class _Runner:
         (``device``: "cuda" or "cpu"; ``runtime``: the CPU, the
         backend and precision settings, and how each kind of model runs), the files it has
         loaded, and what each of those runs on (``engines``: file -> e.g. "OpenVINO CPU bf16")."""
-        loaded = sorted(str(path) for path in self.sessions.loaded())
-        labels = {str(path): label for path, label in dict(self.engines.labels).items()}
+        # Files as jobs name them (``store.reference``), which the entry service compares.
+        loaded = sorted(store.reference(path) for path in self.sessions.loaded())
+        labels = {store.reference(path): label for path, label in dict(self.engines.labels).items()}
         return {"service": self.service_name, "device": self.device, "loaded": loaded,
                 "runtime": self.engines.describe(), "engines": {path: labels[path] for path in loaded if path in labels}}
 
@@ -130,7 +132,7 @@ class _Runner:
             log.info("unloaded %s on request (unused for %.0f s or more)", path, idle_seconds)
         if dropped:
             await asyncio.to_thread(memory.trim)
-        return [str(path) for path in dropped]
+        return [store.reference(path) for path in dropped]
 
     def _path(self, api: str, model: str) -> Path:
         family, kind = API_FILES.get(api, (None, None))

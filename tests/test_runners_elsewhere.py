@@ -10,6 +10,7 @@ naming each runner's URL (``IMMICH_CN_ML_RUNNER_URL__<FAMILY>``).
 
 from __future__ import annotations
 
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -182,3 +183,32 @@ def test_a_runner_host_that_is_off_does_not_hold_the_other_families_up(hosts, mt
                 assert status == 200 and seconds < 4, (status, seconds)
         finally:
             entry.stop()
+
+
+def test_a_runner_finds_the_models_in_its_own_stores_wherever_they_are_mounted(mt_home, mt_server, tmp_path):
+    # A runner on a GPU box keeps the models elsewhere than the entry's /cache (its own
+    # BENTOML_HOME, another mount): jobs name each model by its place in the store, and the
+    # runner loads its own copy, with the same answers.
+    elsewhere = tmp_path / "gpu-box-home"
+    shutil.copytree(mt_home / "models", elsewhere / "models")
+    runner = BentoServer(TARGETS["faces"], elsewhere, dict(LIMITS)).start()
+    entry = None
+    try:
+        env = {**LIMITS, "IMMICH_CN_ML_RUNNERS": "split", "IMMICH_CN_ML_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
+               "IMMICH_CN_ML_RUNNER_URL__FACES": runner.url}
+        entry = BentoServer(".", mt_home, env).start()
+        faces = next(request for request in immich_requests() if request.kind == "faces")
+        here, one_process = post(entry.url, faces), post(mt_server.url, faces)
+        assert here.status_code == one_process.status_code == 200, here.text[:300]
+        assert here.json() == one_process.json()
+        # What the runner loaded (its metric names each file): its own copies, none of the entry's.
+        metrics = httpx.get(f"{runner.url}/metrics", timeout=30).text
+        loaded = [line for line in metrics.splitlines() if line.startswith("immich_cn_ml_model_loaded{")]
+        assert loaded and all(str(elsewhere) in line for line in loaded), loaded
+        # The status page matches the runner's loaded files to the entry's models.
+        shown = httpx.get(f"{entry.url}/ui/api/status", timeout=30).json()["models"]
+        assert any(row["task"] == "facial-recognition" and row["loaded"] for row in shown)
+    finally:
+        for server in (entry, runner):
+            if server is not None:
+                server.stop()

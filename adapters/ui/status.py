@@ -23,6 +23,7 @@ from adapters.upstream import Upstream
 from runners.models import clip as clip_models
 from runners.models import face as face_models
 from runners.models import ocr as ocr_models
+from runners.models import store
 from runners.models.hints import import_command
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class Status:
         })
 
     def _models(self, loaded: dict[str, str]) -> list[dict[str, Any]]:
-        """Every known model; ``loaded``: the loaded files, with what each runs on."""
+        """Every known model; ``loaded``: the loaded files as runners name them (``store.reference``),
+        with what each runs on."""
         names = known_models()
         for task, _, name in self.router.local_keys:  # served but not in a catalogue (an alias, a test model)
             if task in names and name not in names[task]:
@@ -102,9 +104,10 @@ class Status:
                         "task": task, "type": type_, "name": name, "present": model is not None,
                         # Here: the folder its files are in; not here: the command that imports it.
                         "source": str(files[0].parent) if files else import_command(task, name),
-                        "loaded": any(str(path) in loaded for path in files),
+                        "loaded": any(store.reference(path) in loaded for path in files),
                         # e.g. "OpenVINO CPU bf16"; empty while not loaded.
-                        "runs_on": next((loaded[str(path)] for path in files if str(path) in loaded), ""),
+                        "runs_on": next((loaded[store.reference(path)] for path in files
+                                         if store.reference(path) in loaded), ""),
                     })
         return rows
 

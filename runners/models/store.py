@@ -100,6 +100,35 @@ def where_imports_go() -> Path:
     return Path(cache) if cache is not None else Path(BentoMLContainer.model_store_dir.get())
 
 
+def _roots() -> list[Path]:
+    """The stores' folders, in ``_stores``'s order."""
+    return [Path(store._path) for store in _stores()]
+
+
+def reference(path: Path) -> str:
+    """How a runner job names a stored model's file or folder: relative to the store that holds
+    it (``clip-cn-clip-vit-b-16__openai/<version>``), so a runner that keeps its stores
+    elsewhere (another host, another mount) finds the same version in its own (``resolve``).
+    A file outside the stores (an OCR model in rapidocr's wheel) is named by its absolute path."""
+    for root in _roots():
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return str(path)
+
+
+def resolve(name: str) -> Path:
+    """The file or folder a job's ``name`` (``reference``) is in this process's stores: the
+    first store holding it. A version's folder name is unique, so every store that holds it
+    holds the same files. Not found: the first store's path, whose loading then fails naming it."""
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    if ".." in path.parts:
+        raise ValueError(f"a model reference must stay inside the model stores, got {name!r}")
+    roots = _roots()
+    return next((root / path for root in roots if (root / path).exists()), roots[0] / path)
+
+
 def store_name(family: str, model_name: str) -> str:
     """A BentoML model name for ``family``/``model_name`` (lower case, [a-z0-9._-])."""
     return f"{family}-" + re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-.")

@@ -5,6 +5,7 @@ version is served; BentoML's ``latest`` pointer, which a full disk can empty, is
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,27 @@ def test_an_emptied_latest_pointer_does_not_hide_the_model(cache, tmp_path):
     _, newer = _two_versions(tmp_path)
     (cache / newer.split(":")[0] / "latest").write_text("")
     assert str(store.get("ocr", "Tiny").tag) == newer
+
+
+def test_jobs_name_a_model_by_its_place_in_the_stores_which_a_runner_finds_in_its_own(cache, tmp_path, monkeypatch):
+    # The entry names a version by its place in the store; a runner whose stores are elsewhere
+    # (another host, another mount) finds the same version in its own.
+    _, newer = _two_versions(tmp_path)
+    folder = _folder(cache, newer)
+    name = store.reference(folder / "det.onnx")
+    assert name == f"{newer.replace(':', '/')}/det.onnx"
+    assert store.resolve(name) == folder / "det.onnx"
+    # The runner's side: its cache folder elsewhere, holding the same version.
+    elsewhere = tmp_path / "mounted-elsewhere"
+    shutil.copytree(cache, elsewhere)
+    monkeypatch.setenv("MACHINE_LEARNING_CACHE_FOLDER", str(elsewhere))
+    get_settings.cache_clear()
+    assert store.resolve(name) == elsewhere / newer.replace(":", "/") / "det.onnx"
+    # A file outside the stores (an OCR model in its wheel) keeps its absolute path.
+    outside = tmp_path / "wheel" / "det.onnx"
+    assert store.reference(outside) == str(outside) and store.resolve(str(outside)) == outside
+
+
+def test_a_reference_cannot_leave_the_stores(cache):
+    with pytest.raises(ValueError, match="inside the model stores"):
+        store.resolve("ocr-tiny/../../../etc/passwd")
