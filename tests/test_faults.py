@@ -183,7 +183,9 @@ def test_the_entry_worker_killed_during_a_scan_drops_only_what_it_held(faulty_se
     # /ping waits while the worker starts again (the listening socket is the arbiter's), then answers.
     after = [(when, ok) for when, _, ok in scan.pings if when > killed]
     assert after and after[-1][1], "/ping must answer again by itself"
-    assert all(ok for when, _, ok in scan.pings if when < killed)
+    # Every /ping answered before the kill; one in flight at that moment was the worker's to drop
+    # (CI once caught one there).
+    assert all(ok for when, seconds, ok in scan.pings if when + seconds < killed)
     print(f"back within {back:.1f} s; dropped: {sum(o.status is None for o in scan.outcomes)}")
 
 
