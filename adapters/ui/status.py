@@ -100,14 +100,14 @@ class Status:
                 for type_ in TYPES[task]:
                     model = self.router.resolve_local(task, type_, name)
                     files = model_files(model) if model is not None else []
+                    runs_on = [loaded[name] for name in map(store.reference, files) if name in loaded]
                     rows.append({
                         "task": task, "type": type_, "name": name, "present": model is not None,
                         # Here: the folder its files are in; not here: the command that imports it.
                         "source": str(files[0].parent) if files else import_command(task, name),
-                        "loaded": any(store.reference(path) in loaded for path in files),
+                        "loaded": bool(runs_on),
                         # e.g. "OpenVINO CPU bf16"; empty while not loaded.
-                        "runs_on": next((loaded[store.reference(path)] for path in files
-                                         if store.reference(path) in loaded), ""),
+                        "runs_on": runs_on[0] if runs_on else "",
                     })
         return rows
 
